@@ -1,0 +1,77 @@
+"""Prior-authorization CDS Hooks service: `create_app()` is what gunicorn serves."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from flask import Flask, jsonify
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .config import load_config
+from .errors import PayloadTooLarge, ServiceError
+from .hooks import bp as hooks_bp
+from .policies import load_policies
+from .state import ServiceState
+
+log = logging.getLogger("cds_service")
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: load and check every policy (a bad file stops start-up), then register the routes."""
+    settings = load_config(config)
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings["CDS_MAX_BODY_BYTES"]
+    app.json.sort_keys = False
+    library = load_policies(settings["CDS_CARDS_DIR"])
+    app.extensions["cds_service"] = ServiceState(
+        library=library,
+        fhir_timeout_s=float(settings["CDS_FHIR_TIMEOUT_S"]),
+        public_base_url=settings["CDS_PUBLIC_BASE_URL"],
+        today=date.fromisoformat(settings["CDS_TODAY"]) if settings.get("CDS_TODAY") else None,
+    )
+    CORS(app, origins=settings["CDS_CORS_ORIGINS"], allow_headers=["Authorization", "Content-Type"],
+         methods=["GET", "POST", "OPTIONS"])
+    app.register_blueprint(hooks_bp)
+    _register_errors(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz():
+        return jsonify({"status": "ready", "policies": sorted(library.policies)})
+
+    return app
+
+
+def _outcome(error: ServiceError):
+    return jsonify(error.outcome()), error.status
+
+
+def _register_errors(app: Flask) -> None:
+    app.register_error_handler(ServiceError, _outcome)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc):
+        return _outcome(PayloadTooLarge(f"The request body is over the {app.config['MAX_CONTENT_LENGTH']} byte limit"))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        body = {"resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "not-found" if exc.code == 404 else "exception",
+                           "diagnostics": exc.description or exc.name}]}
+        return jsonify(body), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error", extra={"error": type(exc).__name__})
+        body = {"resourceType": "OperationOutcome",
+                "issue": [{"severity": "fatal", "code": "exception", "diagnostics": "Internal error"}]}
+        return jsonify(body), 500

@@ -1,0 +1,35 @@
+"""Configuration from the environment (contract §2), overridable by the dict given to create_app."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+DEFAULT_CARDS_DIR = PACKAGE_ROOT.parent / "cards"
+
+
+def _float(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Settings for one app: environment variables first, then explicit overrides (tests pass theirs)."""
+    env = os.environ
+    config: dict[str, Any] = {
+        "CDS_DATABASE_URL": env.get("CDS_DATABASE_URL") or None,
+        "CDS_PUBLIC_BASE_URL": (env.get("CDS_PUBLIC_BASE_URL") or "").rstrip("/") or None,
+        "CDS_JWT_ISSUERS_FILE": env.get("CDS_JWT_ISSUERS_FILE") or None,
+        "CDS_ENV": env.get("CDS_ENV", "development"),
+        "CDS_FHIR_TIMEOUT_S": _float(env.get("CDS_FHIR_TIMEOUT_S"), 2.0),
+        "CDS_CARDS_DIR": env.get("CDS_CARDS_DIR") or str(DEFAULT_CARDS_DIR),
+        "CDS_MAX_BODY_BYTES": int(_float(env.get("CDS_MAX_BODY_BYTES"), 5 * 1024 * 1024)),
+        "CDS_CORS_ORIGINS": env.get("CDS_CORS_ORIGINS", "*"),
+        "CDS_TODAY": env.get("CDS_TODAY") or None,  # fixed evaluation date, for reproducible fixtures
+    }
+    config.update(overrides or {})
+    return config

@@ -1,0 +1,115 @@
+"""Walk a criteria tree over the facts: Kleene combinators, guards, and a trace of every node."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import EvalContext
+from .criterion import Criterion, Predicate
+from .registry import GUARD_KINDS, LEAF_KINDS
+from .status import Result, Status, all_of, any_of, negate
+
+
+@dataclass
+class TraceEntry:
+    """One evaluated node, as the trace of contract §5 reports it."""
+
+    criterion: Criterion
+    status: Status = Status.UNKNOWN
+    evidence: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    breach: dict[str, Any] | None = None
+    referral: dict[str, Any] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.criterion.id
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "status": self.status.value, "text": self.criterion.text}
+        if self.criterion.kind:
+            out["kind"] = self.criterion.kind
+        if self.evidence:
+            out["evidence"] = self.evidence
+        if self.missing:
+            out["missing"] = self.missing
+        if self.breach:
+            out["breach"] = self.breach
+        if self.referral:
+            out["referral"] = self.referral
+        return out
+
+
+class Tracer:
+    """Evaluates nodes and records them in document order (parents before children)."""
+
+    def __init__(self, ctx: EvalContext):
+        self.ctx = ctx
+        self.entries: list[TraceEntry] = []
+        self.by_id: dict[str, TraceEntry] = {}
+
+    def evaluate(self, node: Criterion) -> Status:
+        entry = TraceEntry(node)
+        self.entries.append(entry)
+        self.by_id[node.id] = entry
+        if node.requires is not None:
+            guard, why = self.predicate(node.requires)
+            if guard is Status.NOT_MET:
+                entry.status = Status.NOT_MET
+                entry.evidence.append(f"does not apply: {why}")
+                return entry.status
+        else:
+            guard, why = Status.MET, ""
+        if node.applies_if is not None:
+            applies, why_applies = self.predicate(node.applies_if)
+            if applies is Status.NOT_MET:
+                entry.status = Status.MET
+                entry.evidence.append(f"not applicable: {why_applies}")
+                return all_of([guard, entry.status])
+        else:
+            applies, why_applies = Status.MET, ""
+        own = self._own(node, entry)
+        if applies is Status.UNKNOWN and own is not Status.MET:
+            own = Status.UNKNOWN
+            entry.missing.append(f"whether it applies: {why_applies}")
+        if guard is Status.UNKNOWN:
+            entry.missing.append(why)
+        entry.status = all_of([guard, own])
+        return entry.status
+
+    def _own(self, node: Criterion, entry: TraceEntry) -> Status:
+        if node.derived is not None:
+            return self._derived(node, entry)
+        if node.combinator:
+            statuses = [self.evaluate(child) for child in node.children]
+            return all_of(statuses) if node.combinator == "all_of" else any_of(statuses)
+        result: Result = LEAF_KINDS[node.kind].evaluate(node, self.ctx)
+        entry.evidence.extend(result.evidence)
+        entry.missing.extend(result.missing)
+        entry.breach, entry.referral = result.breach, result.referral
+        return result.status
+
+    def _derived(self, node: Criterion, entry: TraceEntry) -> Status:
+        """A derived exclusion row: applies iff the named clause is not met (in its phase only)."""
+        target, phase = node.derived["negates"], node.derived.get("phase")
+        if phase and self.ctx.phase != phase:
+            entry.evidence.append(f"applies to {phase} requests only")
+            return Status.NOT_MET
+        source = self.by_id.get(target)
+        status = source.status if source else self.evaluate(self.ctx.policy.nodes[target])
+        entry.evidence.append(f"{target} is {status.value}")
+        return negate(status)
+
+    def predicate(self, pred: Predicate) -> tuple[Status, str]:
+        """A guard's truth value and a phrase saying why, from a guard kind or any leaf kind."""
+        if pred.kind in GUARD_KINDS:
+            status, why = GUARD_KINDS[pred.kind].evaluate(pred, self.ctx)
+        else:
+            probe = Criterion(id=f"guard:{pred.kind}", text=pred.text or pred.kind, kind=pred.kind, params=pred.params)
+            result = LEAF_KINDS[pred.kind].evaluate(probe, self.ctx)
+            status = result.status
+            why = "; ".join(result.evidence or result.missing) or pred.text
+        if pred.negate:
+            status = negate(status)
+        label = pred.text or pred.kind
+        return status, f"{label} ({why})" if why and why != label else label

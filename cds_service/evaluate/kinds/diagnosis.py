@@ -1,0 +1,83 @@
+"""Diagnosis leaves (clauses.md §0.4): Conditions and the order's reason, by value set."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ...record import Code
+from ..context import EvalContext
+from ..criterion import Criterion
+from ..registry import leaf_kind
+from ..status import Result
+from .labs import describe, observations_in, qualitative
+
+
+def _coded(ctx: EvalContext) -> list[tuple[str, Code]]:
+    """(where, code) for every active Condition code and every reason code of the order."""
+    out = [(cond.ref, code) for cond in ctx.record.conditions or () for code in cond.codes]
+    out += [(f"{ctx.order.ref} reasonCode", code) for code in ctx.order.reason_codes]
+    return out
+
+
+def _hits(coded: list[tuple[str, Code]], ctx: EvalContext, names: list[str]) -> list[str]:
+    sets = [ctx.value_set(n) for n in names]
+    return [f"{where}: {code.code} {code.display}".strip() for where, code in coded
+            if any(vs.matches(code) for vs in sets)]
+
+
+def _extent(params: Mapping[str, Any], ctx: EvalContext, coded: list[tuple[str, Code]]) -> str | None:
+    """Evidence that a required extent (metastases, stage) is on record, or None."""
+    hits = _hits(coded, ctx, params.get("valueSets", []))
+    if hits:
+        return hits[0]
+    for spec in params.get("observations", ()):
+        pattern = re.compile(spec["valuePattern"], re.I) if spec.get("valuePattern") else None
+        values = ctx.value_set(spec["valueCodes"]) if spec.get("valueCodes") else None
+        for obs in observations_in(ctx, spec["valueSet"]):
+            coded = values is not None and any(values.matches(c) for c in obs.value_codes)
+            texts = [obs.value_text, *(c.code for c in obs.value_codes), *(c.display for c in obs.value_codes)]
+            if coded or (pattern and any(t and pattern.search(t) for t in texts)):
+                return describe(obs)
+    return None
+
+
+@leaf_kind("diagnosis", reads=("conditions", "observations"))
+def evaluate_diagnosis(criterion: Criterion, ctx: EvalContext) -> Result:
+    """params: `valueSets` (met), `vague` (a less specific code: unknown), `extent` (a required extent
+    of disease: metastases or stage, else unknown), `lab` (a molecular subtype read from an Observation),
+    `absentIs` ("unknown" where only documentation can make the clause not met)."""
+    p = criterion.params
+    label = " or ".join(ctx.value_set(n).text for n in p["valueSets"])
+    if ctx.record.conditions is None and not ctx.order.reason_codes:
+        return Result.unknown(f"diagnosis: {label} (conditions could not be read)")
+    coded = _coded(ctx)
+    hits = _hits(coded, ctx, p["valueSets"])
+    if hits:
+        return _qualify(p, ctx, coded, hits, label)
+    vague = _hits(coded, ctx, p.get("vague", []))
+    if vague:
+        return Result.unknown(f"a specific diagnosis: {label}", evidence=[f"only {v} is on record" for v in vague])
+    if ctx.record.conditions is None or p.get("absentIs") == "unknown":
+        return Result.unknown(f"diagnosis: {label}")
+    return Result.not_met(f"no {label} diagnosis on record")
+
+
+def _qualify(p: Mapping[str, Any], ctx: EvalContext, coded: list, hits: list[str], label: str) -> Result:
+    if "extent" in p:
+        extent = _extent(p["extent"], ctx, coded)
+        if extent is None:
+            return Result.unknown(p["extent"].get("text", "extent of disease"), evidence=hits)
+        hits = hits + [extent]
+    if "lab" in p:
+        spec = p["lab"]
+        readings = [(obs, qualitative(obs)) for obs in observations_in(ctx, spec["valueSet"])]
+        readings = [(obs, r) for obs, r in readings if r is not None]
+        if not readings:
+            return Result.unknown(f"{ctx.value_set(spec['valueSet']).text} result", evidence=hits)
+        obs, positive = readings[0]
+        said = f"{describe(obs)} ({'positive' if positive else 'negative'})"
+        if positive != (spec["expect"] == "positive"):
+            return Result.not_met(*hits, said)
+        hits = hits + [said]
+    return Result.met(*hits)

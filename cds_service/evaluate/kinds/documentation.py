@@ -1,0 +1,41 @@
+"""Documentation and referral rows: decided only by an answer, or never decided at all."""
+from __future__ import annotations
+
+from ..context import EvalContext
+from ..criterion import Criterion
+from ..registry import leaf_kind
+from ..status import Result
+
+
+def answered(criterion: Criterion, ctx: EvalContext) -> Result | None:
+    """A boolean documentation answer for this clause, as a result (None when there is none)."""
+    answer = ctx.answer(criterion.id)
+    if answer is None or not isinstance(answer.value, bool):
+        return None
+    said = f"documented: {'yes' if answer.value else 'no'} ({answer.source or 'documentation answer'}"
+    said += f", {answer.authored})" if answer.authored else ")"
+    return Result.met(said) if answer.value else Result.not_met(said)
+
+
+def question_text(criterion: Criterion) -> str:
+    question = criterion.question or {}
+    return question.get("text") or criterion.text
+
+
+@leaf_kind("documentation")
+def evaluate_documentation(criterion: Criterion, ctx: EvalContext) -> Result:
+    """Met or not met only from a documentation answer; otherwise unknown, naming what to document."""
+    return answered(criterion, ctx) or Result.unknown(question_text(criterion))
+
+
+@leaf_kind("referral", reads=("coverage",))
+def evaluate_referral(criterion: Criterion, ctx: EvalContext) -> Result:
+    """Always unknown: names the policy a request goes to, for the coverage's line of business."""
+    targets = dict(criterion.params.get("targets", {}))
+    lobs = {c.line_of_business for c in ctx.record.coverages or () if c.line_of_business}
+    chosen = {lob: targets[lob] for lob in sorted(lobs) if lob in targets}
+    referral = {"targets": targets}
+    if chosen:
+        referral["lineOfBusiness"] = chosen
+    said = ", ".join(f"{t} ({lob})" for lob, t in (chosen or targets).items())
+    return Result.unknown(evidence=[f"refer to {said}"], referral=referral)

@@ -1,0 +1,205 @@
+"""Dose caps (clauses.md §0.5): per dose, per rolling interval, and cumulative, with the numbers that prove a breach."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ...dosing import (
+    Bsa,
+    GivenDose,
+    Schedule,
+    absolute_mg,
+    bsa_on,
+    expand_order,
+    given_doses,
+    intensity_mg_per_m2,
+    step,
+    weight_kg,
+    window_start,
+)
+from ...record import Quantity
+from ..context import EvalContext
+from ..criterion import Criterion
+from ..registry import leaf_kind
+from ..status import Result
+from .demographics import is_adult
+
+_DOSE_READS = ("observations", "medicationAdministrations", "patient")
+MG_PER_M2 = "mg/m2"
+
+
+def current_bsa(ctx: EvalContext) -> Bsa | None:
+    """BSA on the order date (memoised: several caps read it)."""
+    return ctx.cached(("bsa", ctx.order_date), lambda: bsa_on(ctx.record, ctx.order_date, is_adult(ctx)))
+
+
+def amount(ctx: EvalContext, q: Quantity | None, unit: str, on: date | None = None) -> tuple[float | None, str]:
+    """A dose in the cap's unit (mg/m² or mg), using the BSA on its date; ('', note) explains approximations."""
+    day = on or ctx.order_date
+    bsa = current_bsa(ctx) if day == ctx.order_date else ctx.cached(
+        ("bsa", day), lambda: bsa_on(ctx.record, day, is_adult(ctx)))
+    note = ""
+    if bsa is None and day != ctx.order_date and current_bsa(ctx) is not None:
+        bsa, note = current_bsa(ctx), "approximate: current BSA used"
+    if unit == MG_PER_M2:
+        return intensity_mg_per_m2(q, bsa), note
+    weight = weight_kg(ctx.record, day)
+    return absolute_mg(q, bsa, weight[0] if weight else None, ctx.order.strength_mg), note
+
+
+def _missing_for(q: Quantity | None, unit: str) -> str:
+    if q is None:
+        return "a readable dose on the order (doseQuantity)"
+    if unit == MG_PER_M2 or q.unit.replace(" ", "").lower() in ("mg/m2", "mg/kg"):
+        return "height and weight within 30 days (to compute BSA)"
+    return f"a dose convertible to {unit} (got {q.unit or 'no unit'})"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}"
+
+
+@dataclass(frozen=True)
+class _Planned:
+    day: date
+    value: float
+    ordered: bool = True
+
+
+def _planned(ctx: EvalContext, schedule: Schedule, unit: str) -> tuple[list[_Planned] | None, str | None]:
+    out = []
+    for dose in schedule.doses:
+        value, _ = amount(ctx, dose.quantity, unit)
+        if value is None:
+            return None, _missing_for(dose.quantity, unit)
+        out.append(_Planned(dose.day, value))
+    return out, None
+
+
+def _history(ctx: EvalContext, drug_name: str, unit: str) -> tuple[list[_Planned] | None, list[str], str | None]:
+    """Past doses in the cap's unit; (None, ...) when history was not supplied, or a reason when unreadable."""
+    given: list[GivenDose] | None = given_doses(ctx.record, ctx.drug(drug_name), before=ctx.order_date)
+    if given is None:
+        return None, [], None
+    out, notes = [], []
+    for dose in given:
+        value, note = amount(ctx, dose.quantity, unit, dose.day)
+        if value is None:
+            return None, [], f"{dose.ref}: dose given on {dose.day} cannot be converted to {unit}"
+        if note:
+            notes.append(f"{dose.ref}: {note}")
+        out.append(_Planned(dose.day, value, ordered=False))
+    return out, notes, None
+
+
+def suggested_dose(ctx: EvalContext, per_dose_cap: float, unit: str) -> dict[str, Any] | None:
+    """The largest per-dose amount the cap allows, in the order's own unit (rounded down)."""
+    if per_dose_cap <= 0:
+        return None
+    ordered = ctx.order.dose
+    if ordered is None:
+        return None
+    if unit == MG_PER_M2 and ordered.unit.replace(" ", "").lower() not in ("mg/m2", "mg/m^2", "mg/m²"):
+        bsa = current_bsa(ctx)
+        if bsa is None or ordered.unit.lower() != "mg":
+            return None
+        return {"value": math.floor(per_dose_cap * bsa.value * 10) / 10, "unit": "mg", "code": "mg"}
+    return {"value": math.floor(per_dose_cap * 100) / 100, "unit": ordered.unit, "code": ordered.unit}
+
+
+@leaf_kind("dose_per_bsa", reads=_DOSE_READS)
+def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
+    """params: `max` mg/m² for every single dose of the order."""
+    cap = float(criterion.params["max"])
+    planned, missing = _planned(ctx, expand_order(ctx.order, ctx.order_date), MG_PER_M2)
+    if planned is None:
+        return Result.unknown(missing)
+    worst = max(planned, key=lambda p: p.value)
+    said = f"ordered {_fmt(worst.value)} mg/m2 per dose (cap {_fmt(cap)} mg/m2)"
+    evidence = [said] + ([current_bsa(ctx).evidence] if current_bsa(ctx) else [])
+    if worst.value > cap + 1e-9:
+        breach = {"cap": cap, "unit": MG_PER_M2, "per": "dose", "value": round(worst.value, 2),
+                  "suggestedDose": suggested_dose(ctx, cap, MG_PER_M2)}
+        return Result.not_met(*evidence, breach=breach)
+    return Result.met(*evidence)
+
+
+@leaf_kind("dose_per_interval", reads=_DOSE_READS)
+def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result:
+    """params: `max`, `unit` (mg/m2 | mg), `window` {value, unit d|wk|mo}. Every rolling window (t − W, t]
+    ending at a planned dose, history included, must stay within the cap (no grace days)."""
+    p = criterion.params
+    cap, unit = float(p["max"]), p.get("unit", MG_PER_M2)
+    w_value, w_unit = p["window"]["value"], p["window"]["unit"]
+    schedule = expand_order(ctx.order, ctx.order_date, step(ctx.order_date, w_value, w_unit))
+    planned, missing = _planned(ctx, schedule, unit)
+    if planned is None:
+        return Result.unknown(missing)
+    history, notes, unreadable = _history(ctx, p.get("drug", "self"), unit)
+    if unreadable:
+        return Result.unknown(unreadable)
+    doses = (history or []) + planned
+    worst_sum, worst_day, headroom = 0.0, planned[0].day, cap
+    for dose in planned:
+        start = window_start(dose.day, w_value, w_unit)
+        in_window = [d for d in doses if start < d.day <= dose.day]
+        total = sum(d.value for d in in_window)
+        if total > worst_sum:
+            worst_sum, worst_day = total, dose.day
+        past = sum(d.value for d in in_window if not d.ordered)
+        count = sum(1 for d in in_window if d.ordered)
+        headroom = min(headroom, (cap - past) / count)
+    window = f"{w_value:g} {'months' if w_unit == 'mo' else 'weeks' if w_unit == 'wk' else 'days'}"
+    said = f"{_fmt(worst_sum)} {unit} in the {window} ending {worst_day} (cap {_fmt(cap)} {unit})"
+    evidence = [said, *notes] + ([schedule.note] if schedule.note else [])
+    if worst_sum > cap + 1e-9:
+        breach = {"cap": cap, "unit": unit, "per": window, "value": round(worst_sum, 2),
+                  "suggestedDose": suggested_dose(ctx, headroom, unit)}
+        return Result.not_met(*evidence, breach=breach)
+    if history is None:
+        return Result.unknown("administration history (to sum the doses in each window)", evidence=evidence)
+    return Result.met(*evidence)
+
+
+@leaf_kind("cumulative_dose", reads=_DOSE_READS)
+def evaluate_cumulative(criterion: Criterion, ctx: EvalContext) -> Result:
+    """params: `max` (a lifetime cap, inclusive) or `min` (a threshold received), `unit`, `drug`
+    (default the policy's own), `includeOrder` (default true for caps)."""
+    p = criterion.params
+    unit, drug = p.get("unit", MG_PER_M2), p.get("drug", "self")
+    history, notes, unreadable = _history(ctx, drug, unit)
+    if unreadable:
+        return Result.unknown(unreadable)
+    planned: list[_Planned] = []
+    schedule = None
+    if p.get("includeOrder", "max" in p):
+        schedule = expand_order(ctx.order, ctx.order_date)
+        planned, missing = _planned(ctx, schedule, unit)
+        if planned is None:
+            return Result.unknown(missing)
+    past = sum(d.value for d in history or [])
+    ordered = sum(d.value for d in planned)
+    total = past + ordered
+    label = ctx.drug(drug).display
+    said = f"lifetime {_fmt(past)} + ordered {_fmt(ordered)} = {_fmt(total)} {unit}"
+    evidence = [*notes] + ([schedule.note] if schedule and schedule.note else [])
+    if "max" in p:
+        cap = float(p["max"])
+        if total > cap + 1e-9:
+            remaining = max(0.0, cap - past)
+            breach = {"cap": cap, "unit": unit, "per": "lifetime", "value": round(total, 2),
+                      "remaining": round(remaining, 2),
+                      "suggestedDose": suggested_dose(ctx, remaining / max(1, len(planned)), unit)}
+            return Result.not_met(f"{said} > {_fmt(cap)} {unit}", *evidence, breach=breach)
+        if history is None:
+            return Result.unknown(f"{label} administration history (lifetime dose)",
+                                  evidence=[f"ordered {_fmt(ordered)} {unit}; history not supplied", *evidence])
+        return Result.met(f"{said} ≤ {_fmt(cap)} {unit}; remaining {_fmt(cap - past)} {unit}", *evidence)
+    threshold = float(p["min"])
+    if total >= threshold - 1e-9:
+        return Result.met(f"{label}: {said} ≥ {_fmt(threshold)} {unit}", *evidence)
+    if history is None:
+        return Result.unknown(f"{label} administration history (cumulative dose received)")
+    return Result.not_met(f"{label}: {said} < {_fmt(threshold)} {unit}", *evidence)

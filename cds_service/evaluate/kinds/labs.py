@@ -1,0 +1,111 @@
+"""Lab thresholds and qualitative results (clauses.md §0.4 lab_threshold), read from Observations."""
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from ...dosing import given_doses
+from ...record import ObservationFact
+from ..context import EvalContext
+from ..criterion import Criterion
+from ..registry import leaf_kind
+from ..status import Result
+
+POSITIVE_CODES = {"10828004", "POS", "H", "HH", "A", "DET", "52101004"}
+NEGATIVE_CODES = {"260385009", "NEG", "N", "ND", "260415000"}
+_POSITIVE_TEXT = re.compile(r"\b(positive|detected|present|amplified|pos)\b", re.I)
+_NEGATIVE_TEXT = re.compile(r"\b(negative|not detected|absent|not amplified|neg)\b", re.I)
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def observations_in(ctx: EvalContext, value_set: str, max_age_days: int | None = None) -> list[ObservationFact]:
+    """Observations coded in a value set, newest first, dated on or before the order (within a window)."""
+    vs = ctx.value_set(value_set)
+    on = ctx.order_date
+    out = []
+    for obs in ctx.record.observations or ():
+        if not any(vs.matches(c) for c in obs.codes):
+            continue
+        if obs.effective is not None and obs.effective > on:
+            continue
+        if max_age_days is not None and (obs.effective is None or obs.effective < on - timedelta(days=max_age_days)):
+            continue
+        out.append(obs)
+    return sorted(out, key=lambda o: o.effective or on, reverse=True)
+
+
+def qualitative(obs: ObservationFact) -> bool | None:
+    """True for a positive result, False for negative, None when the result cannot be read."""
+    codes = {c.code for c in (*obs.value_codes, *obs.interpretation)}
+    if codes & NEGATIVE_CODES or (obs.value_text and _NEGATIVE_TEXT.search(obs.value_text)):
+        return False
+    if codes & POSITIVE_CODES or (obs.value_text and _POSITIVE_TEXT.search(obs.value_text)):
+        return True
+    return None
+
+
+def describe(obs: ObservationFact) -> str:
+    value = f"{obs.value.value:g} {obs.value.unit}" if obs.value else (obs.value_text or "coded result")
+    return f"{obs.ref}: {value} on {obs.effective}"
+
+
+def _qualitative(params: Mapping[str, Any], ctx: EvalContext, criterion: Criterion) -> Result:
+    found = observations_in(ctx, params["valueSet"], params.get("maxAgeDays"))
+    label = ctx.value_set(params["valueSet"]).text
+    for obs in found:
+        result = qualitative(obs)
+        if result is None:
+            continue
+        expect = params["expect"] == "positive"
+        said = f"{describe(obs)} ({'positive' if result else 'negative'})"
+        return Result.met(said) if result == expect else Result.not_met(said)
+    return Result.unknown(f"{label} result")
+
+
+def _numeric(params: Mapping[str, Any], ctx: EvalContext, criterion: Criterion) -> Result:
+    found = [o for o in observations_in(ctx, params["valueSet"], params.get("maxAgeDays")) if o.value]
+    label = ctx.value_set(params["valueSet"]).text
+    if not found:
+        window = f" within {params['maxAgeDays']} days" if params.get("maxAgeDays") else ""
+        return Result.unknown(f"{label}{window}")
+    obs = found[0]
+    ok = OPS[params["op"]](obs.value.value, params["value"])
+    said = f"{describe(obs)} {'meets' if ok else 'fails'} {params['op']} {params['value']:g}"
+    return Result.met(said) if ok else Result.not_met(said)
+
+
+def _vs_baseline(params: Mapping[str, Any], ctx: EvalContext, criterion: Criterion) -> Result:
+    """Latest score not above baseline: the latest on or before the first dose of the drug (or the answer)."""
+    found = [o for o in observations_in(ctx, params["valueSet"]) if o.value and o.effective]
+    label = ctx.value_set(params["valueSet"]).text
+    history = given_doses(ctx.record, ctx.drug(params.get("drug", "self")))
+    first_dose = history[0].day if history else None
+    baseline = None
+    if first_dose is not None:
+        before = [o for o in found if o.effective <= first_dose]
+        baseline = (before[0].value.value, f"baseline {describe(before[0])}") if before else None
+    if baseline is None and params.get("baselineAnswer"):
+        answer = ctx.answer(params["baselineAnswer"])
+        if answer is not None and isinstance(answer.value, int | float) and not isinstance(answer.value, bool):
+            baseline = (float(answer.value), f"baseline {answer.value:g} (documented for {params['baselineAnswer']})")
+    latest = found[0] if found else None
+    if baseline is None or latest is None or (first_dose and latest.effective <= first_dose):
+        missing = [] if baseline else [f"baseline {label} (before the first dose)"]
+        missing += [] if latest and (not first_dose or latest.effective > first_dose) else [f"current {label}"]
+        return Result.unknown(*missing)
+    said = f"{baseline[1]}; latest {describe(latest)}"
+    return Result.met(said) if latest.value.value <= baseline[0] else Result.not_met(said)
+
+
+_MODES = {"qualitative": _qualitative, "numeric": _numeric, "vs_baseline": _vs_baseline}
+
+
+@leaf_kind("lab_threshold", reads=("observations",))
+def evaluate_lab(criterion: Criterion, ctx: EvalContext) -> Result:
+    """params: `mode` (qualitative | numeric | vs_baseline), `valueSet`, and the mode's own fields."""
+    if ctx.record.observations is None:
+        return Result.unknown(f"{ctx.value_set(criterion.params['valueSet']).text} (observations could not be read)")
+    return _MODES[criterion.params["mode"]](criterion.params, ctx, criterion)

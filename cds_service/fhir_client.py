@@ -1,0 +1,132 @@
+"""Reads from the EHR's FHIR server, within one total time budget per hook call.
+
+Queries run in parallel threads and the caller waits at most the budget: a server that refuses,
+hangs, trickles bytes or pages forever costs the clinician no more than `CDS_FHIR_TIMEOUT_S`.
+A thread still blocked after the deadline is abandoned; its own socket timeouts end it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+MAX_PAGES = 20
+MAX_BYTES = 20 * 1024 * 1024
+_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fhir-fetch")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one query produced: resources, or the reason it failed (said without identifiers)."""
+
+    resources: list[Mapping[str, Any]] | None
+    error: str | None = None
+
+
+class _Deadline:
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self) -> None:
+        if self.left() <= 0:
+            raise TimeoutError("time budget spent")
+
+
+def _get_json(session: requests.Session, url: str, token: str | None, deadline: _Deadline) -> Any:
+    deadline.check()
+    headers = {"Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    timeout = max(0.05, deadline.left())
+    with session.get(url, headers=headers, timeout=(timeout, timeout), stream=True, allow_redirects=False) as resp:
+        if resp.status_code != 200:
+            raise ValueError(f"HTTP {resp.status_code}")
+        chunks, size = [], 0
+        for chunk in resp.iter_content(16384):
+            deadline.check()
+            size += len(chunk)
+            if size > MAX_BYTES:
+                raise ValueError("response too large")
+            chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError as exc:
+        raise ValueError("response is not JSON") from exc
+
+
+def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str | None]:
+    """The resources of a Bundle page (search outcomes left out) and its `next` link, if any."""
+    resources = []
+    for entry in bundle.get("entry") or ():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("resource"), Mapping):
+            continue
+        search = entry.get("search")
+        if isinstance(search, Mapping) and search.get("mode") == "outcome":
+            continue
+        if entry["resource"].get("resourceType") == "OperationOutcome":
+            continue
+        resources.append(entry["resource"])
+    next_url = next((link.get("url") for link in bundle.get("link") or ()
+                     if isinstance(link, Mapping) and link.get("relation") == "next"
+                     and isinstance(link.get("url"), str)), None)
+    return resources, next_url
+
+
+def _same_server(base: str, url: str) -> bool:
+    return url.startswith(base.rstrip("/") + "/") or url == base
+
+
+def fetch_query(base: str, query: str, token: str | None, deadline: _Deadline) -> Fetched:
+    """Run one read or search, following `next` links on the same server, and return its resources."""
+    session = requests.Session()
+    url = urljoin(base.rstrip("/") + "/", query)
+    resources: list[Mapping[str, Any]] = []
+    try:
+        for _ in range(MAX_PAGES):
+            body = _get_json(session, url, token, deadline)
+            if not isinstance(body, Mapping):
+                return Fetched(None, "the FHIR server did not answer with a resource")
+            if body.get("resourceType") == "OperationOutcome":
+                return Fetched(None, "the FHIR server answered with an OperationOutcome")
+            if body.get("resourceType") != "Bundle":
+                return Fetched([body])
+            page, next_url = bundle_resources(body)
+            resources.extend(page)
+            if not next_url:
+                return Fetched(resources)
+            if not _same_server(base, next_url):
+                return Fetched(None, "the FHIR server paged to another host")
+            url = next_url
+        return Fetched(None, "the FHIR server kept paging")
+    except (TimeoutError, requests.Timeout):
+        return Fetched(None, "the FHIR server did not answer in time")
+    except requests.RequestException:
+        return Fetched(None, "the FHIR server could not be reached")
+    except ValueError as exc:
+        return Fetched(None, f"the FHIR server's answer could not be read ({exc})")
+    finally:
+        session.close()
+
+
+def fetch_all(base: str, queries: Mapping[str, str], token: str | None, budget_s: float) -> dict[str, Fetched]:
+    """Run the queries in parallel; whatever has not finished within the budget counts as failed."""
+    deadline = _Deadline(budget_s)
+    futures = {key: _POOL.submit(fetch_query, base, query, token, deadline) for key, query in queries.items()}
+    wait(futures.values(), timeout=max(0.0, deadline.left()), return_when=FIRST_EXCEPTION)
+    out = {}
+    for key, future in futures.items():
+        if future.done() and future.exception() is None:
+            out[key] = future.result()
+        else:
+            future.cancel()
+            out[key] = Fetched(None, "the FHIR server did not answer in time")
+    return out

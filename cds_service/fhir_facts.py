@@ -1,0 +1,515 @@
+"""FHIR R4 resources -> plain facts. The only module that imports `fhir.resources`.
+
+Resources are first screened on their raw JSON against what the policies read (`Interest`): a
+2,000-resource record is mostly vital signs and labs no policy asks for, and validating them all
+would cost hundreds of milliseconds. What survives is validated with the R4B models; a resource
+that fails validation is dropped and named in `unreadable`, so only the facts it would give
+become unknown.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.coverage import Coverage
+from fhir.resources.R4B.medicationadministration import MedicationAdministration
+from fhir.resources.R4B.medicationdispense import MedicationDispense
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.medicationstatement import MedicationStatement
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.practitionerrole import PractitionerRole
+from pydantic import ValidationError
+
+from .record import (
+    Code,
+    ConditionFact,
+    CoverageFact,
+    Dosage,
+    MedicationFact,
+    ObservationFact,
+    PartialDate,
+    PatientRecord,
+    Quantity,
+    Sex,
+    Timing,
+    normalise_code,
+    system_alias,
+)
+
+log = logging.getLogger(__name__)
+
+_ACTIVE_CLINICAL = {"active", "recurrence", "relapse"}
+_EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
+_FINAL_OBSERVATION = {"final", "amended", "corrected"}
+_MED_KEYS = ("medicationRequests", "medicationAdministrations", "medicationStatements", "medicationDispenses")
+
+
+@dataclass
+class Interest:
+    """What the loaded policies can read: codes (normalised, by alias) and drug names.
+
+    Built once at start-up from `cards/`; used to skip resources no policy reads.
+    """
+
+    codes: set[tuple[str, str]] = field(default_factory=set)
+    icd_prefixes: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+
+    def wants_codes(self, codings: Iterable[tuple[str, str]]) -> bool:
+        for alias, code in codings:
+            if (alias, code) in self.codes:
+                return True
+            if alias == "icd10cm" and any(code.startswith(p) for p in self.icd_prefixes):
+                return True
+        return False
+
+    def wants_text(self, text: str) -> bool:
+        low = text.lower()
+        return any(name in low for name in self.names)
+
+
+# --- raw screening ---------------------------------------------------------------------------
+
+def _raw_codings(concept: Any) -> list[tuple[str, str]]:
+    out = []
+    if isinstance(concept, Mapping):
+        for coding in concept.get("coding") or ():
+            if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
+                alias = system_alias(coding.get("system") if isinstance(coding.get("system"), str) else None)
+                out.append((alias, normalise_code(alias, coding["code"])))
+    return out
+
+
+def _raw_texts(concept: Any) -> str:
+    if not isinstance(concept, Mapping):
+        return ""
+    parts = [concept.get("text")] + [c.get("display") for c in concept.get("coding") or () if isinstance(c, Mapping)]
+    return " ".join(p for p in parts if isinstance(p, str))
+
+
+def _raw_med_concept(resource: Mapping, medications: Mapping[str, Mapping]) -> Any:
+    concept = resource.get("medicationCodeableConcept")
+    if concept is None:
+        ref = resource.get("medicationReference")
+        if isinstance(ref, Mapping) and isinstance(ref.get("reference"), str):
+            med = _resolve_medication(ref["reference"], resource, medications)
+            concept = med.get("code") if med else None
+            if concept is None and isinstance(ref.get("display"), str):
+                concept = {"text": ref["display"]}
+    return concept
+
+
+def _resolve_medication(reference: str, resource: Mapping, medications: Mapping[str, Mapping]) -> Mapping | None:
+    if reference.startswith("#"):
+        for contained in resource.get("contained") or ():
+            if isinstance(contained, Mapping) and contained.get("id") == reference[1:]:
+                return contained
+        return None
+    return medications.get(reference) or medications.get(reference.rsplit("/", 1)[-1])
+
+
+def _is_relevant(resource: Mapping, interest: Interest, medications: Mapping[str, Mapping]) -> bool:
+    rtype = resource.get("resourceType")
+    if rtype in ("Condition", "Observation", "Procedure"):
+        concept = resource.get("code")
+    elif rtype in ("MedicationRequest", "MedicationAdministration", "MedicationStatement", "MedicationDispense"):
+        concept = _raw_med_concept(resource, medications)
+    else:
+        return True
+    return interest.wants_codes(_raw_codings(concept)) or interest.wants_text(_raw_texts(concept))
+
+
+# --- model helpers ---------------------------------------------------------------------------
+
+def _codes(concept: Any) -> tuple[Code, ...]:
+    if concept is None:
+        return ()
+    out = []
+    for coding in concept.coding or ():
+        if coding.code:
+            alias = system_alias(coding.system)
+            out.append(Code(alias, normalise_code(alias, coding.code), coding.display or ""))
+    return tuple(out)
+
+
+def _concept_text(concept: Any) -> str:
+    if concept is None:
+        return ""
+    parts = [concept.text or ""] + [c.display or "" for c in concept.coding or ()]
+    return " ".join(p for p in parts if p)
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    parsed = PartialDate.parse(str(value))
+    return parsed.earliest() if parsed else None
+
+
+def _quantity(q: Any) -> Quantity | None:
+    if q is None or q.value is None:
+        return None
+    return Quantity(float(q.value), (q.code or q.unit or "").strip())
+
+
+def _status_code(concept: Any) -> str:
+    for coding in (concept.coding or ()) if concept is not None else ():
+        if coding.code:
+            return coding.code
+    return ""
+
+
+def _period_dates(period: Any) -> tuple[date | None, date | None]:
+    if period is None:
+        return None, None
+    return _as_date(period.start), _as_date(period.end)
+
+
+def _timing(timing: Any) -> Timing | None:
+    if timing is None:
+        return None
+    events = tuple(d for d in (_as_date(e) for e in timing.event or ()) if d)
+    rep = timing.repeat
+    if rep is None:
+        return Timing(events=events)
+    start, end = _period_dates(rep.boundsPeriod)
+    duration_days = None
+    if rep.boundsDuration is not None and rep.boundsDuration.value is not None:
+        bounds = rep.boundsDuration
+        duration_days = _duration_days(float(bounds.value), bounds.code or bounds.unit)
+    return Timing(
+        events=events,
+        frequency=rep.frequencyMax or rep.frequency,
+        period=float(rep.period) if rep.period is not None else None,
+        period_unit=rep.periodUnit,
+        count=rep.countMax or rep.count,
+        day_of_week=len(rep.dayOfWeek or ()),
+        time_of_day=len(rep.timeOfDay or ()),
+        bounds_start=start,
+        bounds_end=end,
+        bounds_duration_days=duration_days,
+    )
+
+
+_DAYS_PER_UNIT = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30.4375, "month": 30.4375,
+                  "months": 30.4375, "h": 1 / 24, "a": 365.25}
+
+
+def _duration_days(value: float, unit: str | None) -> float | None:
+    factor = _DAYS_PER_UNIT.get((unit or "").strip().lower())
+    return value * factor if factor else None
+
+
+def _dosages(instructions: Any) -> tuple[Dosage, ...]:
+    out = []
+    for inst in instructions or ():
+        dose = None
+        for dr in inst.doseAndRate or ():
+            if dr.doseQuantity is not None:
+                dose = _quantity(dr.doseQuantity)
+            elif dr.doseRange is not None and dr.doseRange.high is not None:
+                dose = _quantity(dr.doseRange.high)
+            if dose:
+                break
+        out.append(Dosage(inst.sequence, dose, _timing(inst.timing)))
+    return tuple(out)
+
+
+def _strength_mg(med: Mapping | None) -> float | None:
+    """Strength per unit (mg per capsule) from a Medication's single ingredient, when stated in mg."""
+    if not med:
+        return None
+    try:
+        ingredients = med.get("ingredient") or []
+        if len(ingredients) != 1:
+            return None
+        num = ingredients[0]["strength"]["numerator"]
+        den = ingredients[0]["strength"].get("denominator") or {"value": 1}
+        if (num.get("code") or num.get("unit")) == "mg" and float(den.get("value", 1)) == 1:
+            return float(num["value"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
+    return None
+
+
+# --- per resource type -----------------------------------------------------------------------
+
+class _Reader:
+    """Accumulates facts from raw resources for one request."""
+
+    def __init__(self, interest: Interest, medications: Mapping[str, Mapping]):
+        self.interest = interest
+        self.medications = medications
+        self.unreadable: list[str] = []
+
+    def validate(self, model: type, raw: Mapping) -> Any | None:
+        try:
+            return model.model_validate(raw)
+        except (ValidationError, ValueError, TypeError) as exc:
+            self.unreadable.append(f"{raw.get('resourceType', 'resource')} could not be read ({_first_error(exc)})")
+            return None
+
+    def med_concept(self, res: Any, raw: Mapping) -> tuple[tuple[Code, ...], str, float | None]:
+        if res.medicationCodeableConcept is not None:
+            return _codes(res.medicationCodeableConcept), _concept_text(res.medicationCodeableConcept), None
+        ref = res.medicationReference
+        med = _resolve_medication(ref.reference, raw, self.medications) if ref and ref.reference else None
+        if med:
+            concept = med.get("code") or {}
+            codes = tuple(Code(a, c) for a, c in _raw_codings(concept))
+            return codes, _raw_texts(concept), _strength_mg(med)
+        return (), (ref.display or "") if ref else "", None
+
+    def condition(self, raw: Mapping) -> ConditionFact | None:
+        res = self.validate(Condition, raw)
+        if res is None:
+            return None
+        clinical = _status_code(res.clinicalStatus)
+        verification = _status_code(res.verificationStatus)
+        if (clinical and clinical not in _ACTIVE_CLINICAL) or verification in _EXCLUDED_VERIFICATION:
+            return None
+        return ConditionFact(f"Condition/{res.id}", _codes(res.code), _as_date(res.onsetDateTime),
+                             _as_date(res.recordedDate), _concept_text(res.code))
+
+    def observation(self, raw: Mapping) -> ObservationFact | None:
+        res = self.validate(Observation, raw)
+        if res is None or res.status not in _FINAL_OBSERVATION:
+            return None
+        high = None
+        for rr in res.referenceRange or ():
+            if rr.high is not None:
+                high = _quantity(rr.high)
+                break
+        effective = _as_date(res.effectiveDateTime) or (_period_dates(res.effectivePeriod)[0]) or _as_date(res.issued)
+        interp = tuple(c for concept in res.interpretation or () for c in _codes(concept))
+        return ObservationFact(
+            ref=f"Observation/{res.id}",
+            codes=_codes(res.code),
+            effective=effective,
+            value=_quantity(res.valueQuantity),
+            value_codes=_codes(res.valueCodeableConcept),
+            value_text=(res.valueString or _concept_text(res.valueCodeableConcept) or ""),
+            interpretation=interp,
+            reference_high=high,
+        )
+
+    def medication_request(self, raw: Mapping, source: str) -> MedicationFact | None:
+        res = self.validate(MedicationRequest, raw)
+        if res is None:
+            return None
+        codes, text, strength = self.med_concept(res, raw)
+        dosages = _dosages(res.dosageInstruction)
+        disp = res.dispenseRequest
+        quantity = _quantity(disp.quantity) if disp else None
+        supply = None
+        if disp and disp.expectedSupplyDuration and disp.expectedSupplyDuration.value is not None:
+            supply = _duration_days(float(disp.expectedSupplyDuration.value),
+                                    disp.expectedSupplyDuration.code or disp.expectedSupplyDuration.unit)
+        starts = [d.timing.bounds_start for d in dosages if d.timing and d.timing.bounds_start]
+        starts += [e for d in dosages if d.timing for e in d.timing.events]
+        authored = _as_date(res.authoredOn)
+        reasons = tuple(c for concept in res.reasonCode or () for c in _codes(concept))
+        return MedicationFact(
+            ref=f"MedicationRequest/{res.id}",
+            source=source,
+            status=res.status or "",
+            codes=codes,
+            text=text,
+            start=min(starts) if starts else authored,
+            end=max((d.timing.bounds_end for d in dosages if d.timing and d.timing.bounds_end), default=None),
+            dose=next((d.dose for d in dosages if d.dose), None),
+            dosages=dosages,
+            quantity=quantity,
+            days_supply=supply,
+            repeats=(disp.numberOfRepeatsAllowed or 0) if disp else 0,
+            group=res.groupIdentifier.value if res.groupIdentifier else None,
+            prior_prescription=res.priorPrescription is not None,
+            reason_codes=reasons,
+            requester=res.requester.reference if res.requester else None,
+            authored_on=authored,
+            strength_mg=strength,
+        )
+
+    def medication_administration(self, raw: Mapping) -> MedicationFact | None:
+        res = self.validate(MedicationAdministration, raw)
+        if res is None or res.status not in ("completed", "in-progress"):
+            return None
+        codes, text, strength = self.med_concept(res, raw)
+        when = _as_date(res.effectiveDateTime) or _period_dates(res.effectivePeriod)[0]
+        dose = _quantity(res.dosage.dose) if res.dosage else None
+        return MedicationFact(f"MedicationAdministration/{res.id}", "administration", res.status, codes, text,
+                              start=when, end=when, dose=dose, strength_mg=strength)
+
+    def medication_statement(self, raw: Mapping) -> MedicationFact | None:
+        res = self.validate(MedicationStatement, raw)
+        if res is None or res.status in ("entered-in-error", "not-taken"):
+            return None
+        codes, text, strength = self.med_concept(res, raw)
+        start, end = _period_dates(res.effectivePeriod)
+        start = start or _as_date(res.effectiveDateTime) or _as_date(res.dateAsserted)
+        return MedicationFact(f"MedicationStatement/{res.id}", "statement", res.status, codes, text,
+                              start=start, end=end, dosages=_dosages(res.dosage), strength_mg=strength)
+
+    def medication_dispense(self, raw: Mapping) -> MedicationFact | None:
+        res = self.validate(MedicationDispense, raw)
+        if res is None or res.status != "completed":
+            return None
+        codes, text, strength = self.med_concept(res, raw)
+        handed = _as_date(res.whenHandedOver) or _as_date(res.whenPrepared)
+        supply = None
+        if res.daysSupply is not None and res.daysSupply.value is not None:
+            supply = _duration_days(float(res.daysSupply.value), res.daysSupply.code or res.daysSupply.unit or "d")
+        return MedicationFact(f"MedicationDispense/{res.id}", "dispense", res.status, codes, text, start=handed,
+                              dosages=_dosages(res.dosageInstruction), quantity=_quantity(res.quantity),
+                              days_supply=supply, strength_mg=strength)
+
+    def coverage(self, raw: Mapping) -> CoverageFact | None:
+        res = self.validate(Coverage, raw)
+        if res is None:
+            return None
+        start, end = _period_dates(res.period)
+        payer = res.payor[0].reference or res.payor[0].display or "" if res.payor else ""
+        return CoverageFact(f"Coverage/{res.id}", res.status or "", payer, _line_of_business(res), start, end)
+
+    def specialties(self, raw: Mapping) -> tuple[Code, ...]:
+        res = self.validate(PractitionerRole, raw)
+        if res is None:
+            return ()
+        return tuple(c for concept in [*(res.specialty or ()), *(res.code or ())] for c in _codes(concept))
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('type', 'invalid')}"
+    return type(exc).__name__
+
+
+_LOB_WORDS = {
+    "medicaid": "medicaid", "chip": "medicaid", "subsidized": "medicaid",
+    "marketplace": "marketplace", "exchange": "marketplace", "him": "marketplace",
+    "commercial": "commercial", "employer": "commercial", "group": "commercial", "ppo": "commercial",
+    "hmo": "commercial", "medicare": "medicare",
+}
+# HL7 v3 ActCode / X12 source-of-payment typology codes that name a line of business outright.
+_LOB_CODES = {"SUBSIDIZ": "medicaid", "MCPOL": "medicaid", "1": "medicare", "2": "medicaid", "5": "commercial",
+              "51": "commercial", "EHCPOL": "commercial", "HIP": "commercial"}
+
+
+def _line_of_business(res: Any) -> str | None:
+    concepts = [res.type] + [cls.type for cls in res.class_fhir or ()] if hasattr(res, "class_fhir") else [res.type]
+    texts = []
+    for concept in concepts:
+        if concept is None:
+            continue
+        for coding in concept.coding or ():
+            if coding.code in _LOB_CODES:
+                return _LOB_CODES[coding.code]
+            texts.append((coding.display or "") + " " + (coding.code or ""))
+        texts.append(concept.text or "")
+    for cls in getattr(res, "class_fhir", None) or ():
+        texts.append((cls.value or "") + " " + (cls.name or ""))
+    blob = " ".join(texts).lower()
+    for word, lob in _LOB_WORDS.items():
+        if word in blob:
+            return lob
+    return None
+
+
+# --- assembling the record -------------------------------------------------------------------
+
+def _collect(reader: _Reader, raws: list[Mapping] | None, parse) -> tuple | None:
+    if raws is None:
+        return None
+    out = []
+    for raw in raws:
+        if _is_relevant(raw, reader.interest, reader.medications):
+            fact = parse(raw)
+            if fact is not None:
+                out.append(fact)
+    return tuple(out)
+
+
+def read_drafts(drafts: Iterable[Mapping],
+                medications: Mapping[str, Mapping]) -> tuple[list[MedicationFact], list[str]]:
+    """The draft MedicationRequests as facts; one that breaks R4 is kept by its drug, its dose unknown."""
+    reader = _Reader(Interest(), medications)
+    facts = []
+    for raw in drafts:
+        if raw.get("resourceType") == "MedicationRequest":
+            facts.append(reader.medication_request(raw, "draft") or _lenient_draft(raw, medications))
+    return facts, reader.unreadable
+
+
+def build_record(
+    patient_id: str,
+    data: Mapping[str, list[Mapping] | None],
+    drafts: Iterable[MedicationFact],
+    medications: Mapping[str, Mapping],
+    interest: Interest,
+    as_of: date,
+    unreadable: Iterable[str] = (),
+) -> PatientRecord:
+    """Turn normalised prefetch data (key -> list of raw resources, or None) into a PatientRecord."""
+    reader = _Reader(interest, medications)
+    reader.unreadable.extend(unreadable)
+    birth, sex = None, Sex.UNKNOWN
+    patients = data.get("patient")
+    if patients:
+        res = reader.validate(Patient, patients[0])
+        if res is not None:
+            birth = PartialDate.parse(str(res.birthDate)) if res.birthDate else None
+            sex = Sex(res.gender) if res.gender in Sex._value2member_map_ else Sex.UNKNOWN
+
+    meds: list[MedicationFact] | None = None
+    parsers = {
+        "medicationRequests": lambda raw: reader.medication_request(raw, "request"),
+        "medicationAdministrations": reader.medication_administration,
+        "medicationStatements": reader.medication_statement,
+        "medicationDispenses": reader.medication_dispense,
+    }
+    for key in _MED_KEYS:
+        got = _collect(reader, data.get(key), parsers[key])
+        if got is not None:
+            meds = (meds or []) + list(got)
+
+    specialties = None
+    for key in ("user", "practitionerRoles"):
+        raws = data.get(key)
+        if raws is not None:
+            roles = [r for r in raws if r.get("resourceType") == "PractitionerRole"]
+            specialties = (specialties or ()) + tuple(c for r in roles for c in reader.specialties(r))
+
+    supplied = frozenset(k for k, v in data.items() if v is not None)
+    return PatientRecord(
+        patient_ref=f"Patient/{patient_id}",
+        as_of=as_of,
+        birth_date=birth,
+        sex=sex,
+        conditions=_collect(reader, data.get("conditions"), reader.condition),
+        observations=_collect(reader, data.get("observations"), reader.observation),
+        medications=tuple(meds) if meds is not None else None,
+        drafts=tuple(drafts),
+        specialties=specialties,
+        coverages=_collect(reader, data.get("coverage"), reader.coverage),
+        supplied=supplied,
+        unreadable=tuple(reader.unreadable),
+    )
+
+
+def _lenient_draft(raw: Mapping, medications: Mapping[str, Mapping]) -> MedicationFact:
+    """A draft order that breaks R4 is still recognised by its drug; its dose stays unknown."""
+    concept = _raw_med_concept(raw, medications)
+    codes = tuple(Code(a, c) for a, c in _raw_codings(concept))
+    rid = raw.get("id") if isinstance(raw.get("id"), str) else "unknown"
+    return MedicationFact(f"MedicationRequest/{rid}", "draft", str(raw.get("status") or ""), codes,
+                          _raw_texts(concept))

@@ -1,0 +1,64 @@
+"""One hook call end to end: request -> patient record -> policy evaluation -> cards and system actions."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from .cards import render_card
+from .evaluate import Evaluation, evaluate_order
+from .fhir_facts import build_record, read_drafts
+from .hook_request import HookRequest
+from .policies import PolicyLibrary
+from .prefetch import gather
+from .record import Answer
+from .routing import route
+
+AnswersLookup = Callable[[str, list[str]], dict[str, Answer]]
+
+
+@dataclass
+class HookResult:
+    """The response body and what was evaluated (for the audit trail and the logs)."""
+
+    body: dict[str, Any]
+    evaluations: list[Evaluation]
+
+
+def _medications_in(resources: list[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    return {f"Medication/{r['id']}": r for r in resources
+            if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
+
+
+def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, timeout_s: float,
+                base_url: str, answers: AnswersLookup | None = None) -> HookResult:
+    """Evaluate every routed draft order and render the response (no card for orders no policy covers)."""
+    empty: dict[str, Any] = {"cards": []}
+    if request.hook == "order-sign":
+        empty["systemActions"] = []
+    if not request.is_order_hook:
+        return HookResult(empty, [])
+    raw_drafts = request.draft_entries
+    draft_meds = _medications_in(raw_drafts)
+    drafts, draft_unreadable = read_drafts(raw_drafts, draft_meds)
+    routed = route(library, drafts)
+    if request.hook == "order-select" and request.selections:
+        # Only the newly selected orders are evaluated; the other drafts are context (concurrent drugs).
+        selected = set(request.selections)
+        routed = [r for r in routed if r.order.ref in selected or r.order.ref.split("/", 1)[-1] in selected]
+    if not routed:
+        return HookResult(empty, [])
+    keys = sorted({k for r in routed for k in r.policy.reads} | {"coverage"})
+    gathered = gather(request, keys, timeout_s)
+    medications = {**gathered.medications, **draft_meds}
+    record = build_record(request.patient_id, gathered.data, drafts, medications, library.interest, today,
+                          [*draft_unreadable, *gathered.unreadable])
+    if answers is not None:
+        record.answers = answers(request.patient_id, sorted({r.policy.key for r in routed}))
+    raw_by_ref = {f"MedicationRequest/{r.get('id')}": r for r in raw_drafts
+                  if r.get("resourceType") == "MedicationRequest"}
+    evaluations = [evaluate_order(r.policy, record, r.order, r.recognised_by) for r in routed]
+    cards = [render_card(e, raw_by_ref.get(e.order.ref), f"{base_url}{e.policy.canonical_path}")
+             for e in evaluations]
+    return HookResult({**empty, "cards": cards}, evaluations)

@@ -1,0 +1,66 @@
+"""Value sets and drug groups compiled from a policy file into fast matchers."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .record import Code, MedicationFact, normalise_code
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """Codes of one concept; ICD-10-CM codes marked `descendants` match every code below them."""
+
+    name: str
+    text: str
+    codes: frozenset[tuple[str, str]]
+    prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def compile(cls, name: str, data: Mapping[str, Any]) -> ValueSet:
+        codes, prefixes = set(), []
+        for c in data.get("codes", ()):
+            code = normalise_code(c["system"], c["code"])
+            codes.add((c["system"], code))
+            if c.get("descendants"):
+                prefixes.append(code)
+        return cls(name, data.get("text", name), frozenset(codes), tuple(prefixes))
+
+    def matches(self, code: Code) -> bool:
+        if (code.system, code.code) in self.codes:
+            return True
+        return code.system == "icd10cm" and any(code.code.startswith(p) for p in self.prefixes)
+
+    def first_match(self, codes: Iterable[Code]) -> Code | None:
+        return next((c for c in codes if self.matches(c)), None)
+
+
+@dataclass(frozen=True)
+class DrugGroup:
+    """One drug (or class) by code and by name: whole word, any case (contract §4)."""
+
+    name: str
+    display: str
+    codes: frozenset[tuple[str, str]]
+    names: tuple[str, ...]
+    pattern: re.Pattern[str]
+
+    @classmethod
+    def compile(cls, name: str, data: Mapping[str, Any]) -> DrugGroup:
+        codes = frozenset((c["system"], normalise_code(c["system"], c["code"])) for c in data.get("codes", ()))
+        words = sorted((re.escape(n.lower()) for n in data["names"]), key=len, reverse=True)
+        names = tuple(n.lower() for n in data["names"])
+        return cls(name, data.get("display", name), codes, names, re.compile(r"\b(?:" + "|".join(words) + r")\b", re.I))
+
+    def matches_codes(self, codes: Iterable[Code]) -> bool:
+        return any((c.system, c.code) in self.codes for c in codes)
+
+    def matches_name(self, text: str) -> bool:
+        return bool(text) and self.pattern.search(text) is not None
+
+    def matches(self, med: MedicationFact) -> bool:
+        """True when the medication carries one of the group's codes or names the drug."""
+        return self.matches_codes(med.codes) or self.matches_name(med.text) or any(
+            self.matches_name(c.display) for c in med.codes)
