@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from .evaluate import Decision, Evaluation
+from .evaluate import Decision, Evaluation, Status
 from .record import PatientRecord
 
 COVERAGE_INFO_URL = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
@@ -111,7 +111,13 @@ def _reason(evaluation: Evaluation, asks_documentation: bool) -> str:
     number = evaluation.policy.number
     if evaluation.decision is Decision.NOT_COVERED:
         excl = evaluation.exclusion
-        return f"Not covered under {number}" + (f" ({excl.id}: {excl.criterion.text})" if excl else "")
+        if excl is None:
+            return f"Not covered under {number}"
+        # Name the exclusion that applies (the met clauses under the exclusion root), not just its section.
+        met = [e for e in evaluation.trace if e.status is Status.MET and e.criterion.children == ()
+               and excl.id in evaluation.policy.ancestors(e.id)]
+        said = "; ".join(f"{e.id}: {e.criterion.text}" for e in met[:3]) or f"{excl.id}: {excl.criterion.text}"
+        return f"Not covered under {number} ({said})"
     said = {
         Decision.CRITERIA_MET: "the record meets its criteria",
         Decision.CRITERIA_NOT_MET: "the record does not meet its criteria (see the card)",

@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from .errors import StorageUnavailable
 from .models import (
@@ -147,7 +147,7 @@ class Storage:
     def hook_calls(self, hook_instance: str) -> list[HookCall]:
         with self.session() as s:
             return list(s.scalars(select(HookCall).where(HookCall.hook_instance == hook_instance)
-                                  .order_by(HookCall.id)))
+                                  .options(selectinload(HookCall.assertions)).order_by(HookCall.id)))
 
     def assertion(self, assertion_id: str) -> CoverageAssertion | None:
         with self.session() as s:

@@ -36,9 +36,9 @@ def _medications_in(resources: list[Mapping[str, Any]]) -> dict[str, Mapping[str
 def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, timeout_s: float,
                 base_url: str, answers: AnswersLookup | None = None) -> HookResult:
     """Evaluate every routed draft order and render the response (no card for orders no policy covers)."""
-    empty: dict[str, Any] = {"cards": []}
-    if request.hook == "order-sign":
-        empty["systemActions"] = []
+    # systemActions is always present (CDS Hooks 2.0 allows it on every hook; order-sign and the CRD suites
+    # require it there), also when a request for another hook reaches the order-sign service.
+    empty: dict[str, Any] = {"cards": [], "systemActions": []}
     if not request.is_order_hook:
         return HookResult(empty, [])
     raw_drafts = request.draft_entries
@@ -71,6 +71,6 @@ def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, ti
             raw = raw_by_ref.get(e.order.ref)
             found = assertions_for(e, record, request.hook, f"{base_url}{e.policy.canonical_path}", today)
             if raw is not None and found:
-                body.setdefault("systemActions", []).append(coverage_action(raw, found, e.policy.number))
+                body["systemActions"].append(coverage_action(raw, found, e.policy.number))
                 issued += found
     return HookResult(body, evaluations, issued)
