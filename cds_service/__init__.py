@@ -10,8 +10,11 @@ from flask import Flask, jsonify
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from . import db
 from .config import load_config
-from .errors import PayloadTooLarge, ServiceError
+from .errors import PayloadTooLarge, ServiceError, StorageUnavailable
+from .feedback import bp as feedback_bp
+from .fhir_api import bp as fhir_bp
 from .hooks import bp as hooks_bp
 from .policies import load_policies
 from .state import ServiceState
@@ -29,15 +32,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings["CDS_MAX_BODY_BYTES"]
     app.json.sort_keys = False
     library = load_policies(settings["CDS_CARDS_DIR"])
+    store = db.init_app(app)
     app.extensions["cds_service"] = ServiceState(
         library=library,
         fhir_timeout_s=float(settings["CDS_FHIR_TIMEOUT_S"]),
         public_base_url=settings["CDS_PUBLIC_BASE_URL"],
         today=date.fromisoformat(settings["CDS_TODAY"]) if settings.get("CDS_TODAY") else None,
+        answers=_answers_lookup(store),
     )
     CORS(app, origins=settings["CDS_CORS_ORIGINS"], allow_headers=["Authorization", "Content-Type"],
          methods=["GET", "POST", "OPTIONS"])
     app.register_blueprint(hooks_bp)
+    app.register_blueprint(feedback_bp)
+    app.register_blueprint(fhir_bp)
     _register_errors(app)
 
     @app.get("/healthz")
@@ -46,9 +53,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.get("/readyz")
     def readyz():
-        return jsonify({"status": "ready", "policies": sorted(library.policies)})
+        if not store.ping():
+            return jsonify({"status": "not ready", "database": "unreachable"}), 503
+        return jsonify({"status": "ready", "policies": sorted(library.policies), "database": "reachable"})
 
     return app
+
+
+def _answers_lookup(store: db.Storage):
+    """Documentation answers for a hook call; with the database down the call goes on without them (every
+    clause they would have answered stays unknown, never met)."""
+    def lookup(patient_id: str, policies: list[str]):
+        try:
+            return store.answers_for(patient_id, policies)
+        except StorageUnavailable:
+            log.warning("documentation answers unavailable: database unreachable")
+            return {}
+    return lookup
 
 
 def _outcome(error: ServiceError):

@@ -175,7 +175,9 @@ def render_card(evaluation: Evaluation, raw_order: Mapping[str, Any] | None, que
         "indicator": indicator,
         "source": {
             "label": f"{evaluation.policy.publisher} {evaluation.policy.number}: {evaluation.policy.title}",
-            "topic": {"system": CRD_TOPIC_SYSTEM, "code": "prior-auth", "display": "Prior authorization"},
+            # CRD card type (extensible binding): prior-auth criteria are coverage information; "prior-auth" is
+            # not a code of the CRD temp code system.
+            "topic": {"system": CRD_TOPIC_SYSTEM, "code": "coverage-info", "display": "Coverage Information"},
         },
         "overrideReasons": OVERRIDE_REASONS,
         "extension": {

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .crd import CONFIGURATION_OPTIONS
 from .prefetch import PREFETCH_TEMPLATES
 
 SERVICES: dict[str, dict[str, Any]] = {
@@ -14,6 +15,7 @@ SERVICES: dict[str, dict[str, Any]] = {
                        "criteria, dose caps, missing documentation, and CRD coverage information.",
         "prefetch": PREFETCH_TEMPLATES,
         "usageRequirements": "Send the draft MedicationRequest(s) in context.draftOrders.",
+        "extension": {"davinci-crd.configuration-options": CONFIGURATION_OPTIONS},
     },
     "prior-auth-order-select": {
         "hook": "order-select",
@@ -23,6 +25,7 @@ SERVICES: dict[str, dict[str, Any]] = {
                        "clinical documentation at selection time.",
         "prefetch": PREFETCH_TEMPLATES,
         "usageRequirements": "Send the draft MedicationRequest(s) in context.draftOrders.",
+        "extension": {"davinci-crd.configuration-options": CONFIGURATION_OPTIONS},
     },
 }
 

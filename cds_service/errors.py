@@ -5,6 +5,7 @@
     ├── UnknownService      404: no service with that id
     ├── PrefetchUnavailable 412: needed data was neither prefetched nor fetchable
     ├── PayloadTooLarge     413: the body is over the configured limit
+    ├── UnprocessableResource 422: a valid FHIR resource the service cannot accept (unknown form, linkId)
     └── StorageUnavailable  503: a write could not be stored, so nothing is acknowledged
     PolicyFileError         the service refuses to start (a file in cards/ is invalid)
 
@@ -50,6 +51,11 @@ class PrefetchUnavailable(ServiceError):
 class PayloadTooLarge(ServiceError):
     status = 413
     code = "too-costly"
+
+
+class UnprocessableResource(ServiceError):
+    status = 422
+    code = "processing"
 
 
 class StorageUnavailable(ServiceError):

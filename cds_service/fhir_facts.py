@@ -21,8 +21,11 @@ from fhir.resources.R4B.medicationdispense import MedicationDispense
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.parameters import Parameters
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitionerrole import PractitionerRole
+from fhir.resources.R4B.questionnaire import Questionnaire
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
 from .record import (
@@ -385,6 +388,30 @@ class _Reader:
         if res is None:
             return ()
         return tuple(c for concept in [*(res.specialty or ()), *(res.code or ())] for c in _codes(concept))
+
+
+_WHOLE_RESOURCES = {"Questionnaire": Questionnaire, "QuestionnaireResponse": QuestionnaireResponse,
+                    "Parameters": Parameters, "Coverage": Coverage}
+
+
+def resource_problem(raw: Any, resource_type: str) -> tuple[str, str] | None:
+    """Why `raw` is not a valid FHIR R4 resource of this type, as (message, FHIRPath), or None when it is.
+
+    The FHIR endpoints (documentation forms) validate whole resources here, so this module stays the only
+    one that imports the FHIR models.
+    """
+    if not isinstance(raw, Mapping) or raw.get("resourceType") != resource_type:
+        return f"expected a {resource_type} resource", resource_type
+    try:
+        _WHOLE_RESOURCES[resource_type].model_validate(raw)
+    except (ValidationError, ValueError, TypeError) as exc:
+        if isinstance(exc, ValidationError) and exc.errors():
+            err = exc.errors()[0]
+            path = resource_type + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.get("loc", ())
+                                           if p != "__root__")
+            return f"{err.get('msg', 'invalid')[:200]}", path
+        return type(exc).__name__, resource_type
+    return None
 
 
 def _first_error(exc: Exception) -> str:

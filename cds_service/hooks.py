@@ -5,6 +5,8 @@ from datetime import date
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .audit import keep
+from .db import storage
 from .discovery import SERVICES, discovery_document
 from .errors import InvalidRequest, UnknownService
 from .hook_request import parse_hook_request
@@ -36,9 +38,10 @@ def discovery():
 def call_service(service_id: str):
     if service_id not in SERVICES:
         raise UnknownService(f"No CDS service with id '{service_id}'")
-    hook_request = parse_hook_request(json_body())
+    body = json_body()
+    hook_request = parse_hook_request(body)
     state = service_state()
     today = state.today or date.today()
     result = answer_hook(hook_request, state.library, today=today, timeout_s=state.fhir_timeout_s,
                          base_url=state.base_url(), answers=state.answers)
-    return jsonify(result.body)
+    return jsonify(keep(storage(), service_id, body, hook_request, result))

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from .cards import render_card
+from .crd import Assertion, Configuration, assertions_for, coverage_action
 from .evaluate import Evaluation, evaluate_order
 from .fhir_facts import build_record, read_drafts
 from .hook_request import HookRequest
@@ -24,6 +25,7 @@ class HookResult:
 
     body: dict[str, Any]
     evaluations: list[Evaluation]
+    assertions: list[Assertion] = field(default_factory=list)
 
 
 def _medications_in(resources: list[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -34,9 +36,9 @@ def _medications_in(resources: list[Mapping[str, Any]]) -> dict[str, Mapping[str
 def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, timeout_s: float,
                 base_url: str, answers: AnswersLookup | None = None) -> HookResult:
     """Evaluate every routed draft order and render the response (no card for orders no policy covers)."""
-    empty: dict[str, Any] = {"cards": []}
-    if request.hook == "order-sign":
-        empty["systemActions"] = []
+    # systemActions is always present (CDS Hooks 2.0 allows it on every hook; order-sign and the CRD suites
+    # require it there), also when a request for another hook reaches the order-sign service.
+    empty: dict[str, Any] = {"cards": [], "systemActions": []}
     if not request.is_order_hook:
         return HookResult(empty, [])
     raw_drafts = request.draft_entries
@@ -61,4 +63,14 @@ def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, ti
     evaluations = [evaluate_order(r.policy, record, r.order, r.recognised_by) for r in routed]
     cards = [render_card(e, raw_by_ref.get(e.order.ref), f"{base_url}{e.policy.canonical_path}")
              for e in evaluations]
-    return HookResult({**empty, "cards": cards}, evaluations)
+    config = Configuration.from_request(request.extension)
+    body = {**empty, "cards": config.select_cards(cards)}
+    issued: list[Assertion] = []
+    if config.coverage_info:
+        for e in evaluations:
+            raw = raw_by_ref.get(e.order.ref)
+            found = assertions_for(e, record, request.hook, f"{base_url}{e.policy.canonical_path}", today)
+            if raw is not None and found:
+                body["systemActions"].append(coverage_action(raw, found, e.policy.number))
+                issued += found
+    return HookResult(body, evaluations, issued)

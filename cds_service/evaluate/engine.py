@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .answers import reconcile
 from .context import EvalContext
 from .criterion import Criterion, Predicate
 from .registry import GUARD_KINDS, LEAF_KINDS
@@ -83,7 +84,7 @@ class Tracer:
         if node.combinator:
             statuses = [self.evaluate(child) for child in node.children]
             return all_of(statuses) if node.combinator == "all_of" else any_of(statuses)
-        result: Result = LEAF_KINDS[node.kind].evaluate(node, self.ctx)
+        result: Result = reconcile(node, LEAF_KINDS[node.kind].evaluate(node, self.ctx), self.ctx)
         entry.evidence.extend(result.evidence)
         entry.missing.extend(result.missing)
         entry.breach, entry.referral = result.breach, result.referral

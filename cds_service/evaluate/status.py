@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -38,7 +39,8 @@ class Result:
     """What one leaf evaluator found: a status, the evidence for it, and what data is missing.
 
     `breach` carries the numbers of a dose cap the order exceeds (and the largest dose allowed),
-    `referral` the policies a referral row names; both are rendered into cards later.
+    `referral` the policies a referral row names; both are rendered into cards later. `as_of` dates the
+    evidence a decided result rests on, when the evaluator knows it (a newer record beats an older answer).
     """
 
     status: Status
@@ -46,6 +48,7 @@ class Result:
     missing: list[str] = field(default_factory=list)
     breach: dict[str, Any] | None = None
     referral: dict[str, Any] | None = None
+    as_of: date | None = None
 
     @classmethod
     def met(cls, *evidence: str, **extra: Any) -> Result:

@@ -1,0 +1,47 @@
+"""The audit trail: every hook call and the guidance given, kept under its hookInstance (CRD retention)."""
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .crd import COVERAGE_INFO_URL
+from .db import Storage
+from .errors import StorageUnavailable
+from .hook_request import HookRequest
+from .service import HookResult
+
+log = logging.getLogger(__name__)
+
+
+def _without_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The request as kept: the FHIR access token is a credential, never stored."""
+    kept = copy.deepcopy(dict(body))
+    auth = kept.get("fhirAuthorization")
+    if isinstance(auth, dict) and "access_token" in auth:
+        auth["access_token"] = "[not stored]"
+    return kept
+
+
+def _is_coverage_action(action: Mapping[str, Any]) -> bool:
+    return any(isinstance(e, Mapping) and e.get("url") == COVERAGE_INFO_URL
+               for e in (action.get("resource") or {}).get("extension") or ())
+
+
+def keep(store: Storage, service_id: str, raw_body: Mapping[str, Any], request: HookRequest,
+         result: HookResult) -> dict[str, Any]:
+    """Store the call and its answer; the body to send. If it cannot be stored, the coverage-information actions
+    are withdrawn (their assertion ids would point at nothing) and the cards still go out."""
+    try:
+        store.record_hook_call(service=service_id, hook=request.hook, hook_instance=request.hook_instance,
+                               patient_id=request.patient_id, request=_without_secrets(raw_body),
+                               response=result.body, assertions=[a.row() for a in result.assertions])
+        return result.body
+    except StorageUnavailable:
+        log.error("hook call not stored: database unavailable; coverage information withheld",
+                  extra={"hook": request.hook})
+        body = dict(result.body)
+        if "systemActions" in body:
+            body["systemActions"] = [a for a in body["systemActions"] if not _is_coverage_action(a)]
+        return body

@@ -1,0 +1,269 @@
+"""The database: one engine per app from CDS_DATABASE_URL, migrations at start-up, and every read and write.
+
+Any SQLAlchemy URL works; SQLite (a file under the instance folder) by default, PostgreSQL through
+`postgresql+psycopg://`. A write that cannot reach the database raises StorageUnavailable (503): nothing is
+acknowledged that was not stored.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask, current_app
+from sqlalchemy import Engine, create_engine, delete, event, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from .errors import StorageUnavailable
+from .models import (
+    AnswerRow,
+    CoverageAssertion,
+    Feedback,
+    HookCall,
+    QuestionnaireResponseRow,
+    SeenJti,
+    utcnow,
+)
+from .record import Answer
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_PG_MIGRATION_LOCK = 4_127_310_581  # any constant: serialises start-up migrations of several workers
+
+
+def default_url(app: Flask) -> str:
+    """The SQLite file under the instance folder, creating the folder if missing."""
+    folder = Path(app.instance_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'cds.sqlite3'}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine that notices dead connections (PostgreSQL restarts) and gives up connecting quickly."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+        return engine
+    connect_args = {"connect_timeout": 3} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic's configuration built in code: the scripts inside the package, the URL from our settings."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["url"] = url
+    return cfg
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the schema to the newest revision; safe when several workers start at once. Returns the revision."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+                if MigrationContext.configure(conn).get_current_revision() != head:
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+            return head or ""
+        except SQLAlchemyError:
+            # Another worker migrating the same SQLite file at the same moment: wait and look again.
+            if attempt == 2:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    return head or ""
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+class Storage:
+    """Every read and write the service makes, each in its own short transaction."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A committed-or-rolled-back session; database unreachable -> StorageUnavailable."""
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise
+        except DBAPIError as exc:
+            session.rollback()
+            raise StorageUnavailable("The database is unavailable; nothing was stored. Retry later.") from exc
+        finally:
+            session.close()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    # --- audit -------------------------------------------------------------------------------
+
+    def record_hook_call(self, *, service: str, hook: str, hook_instance: str, patient_id: str | None,
+                         request: Mapping[str, Any], response: Mapping[str, Any],
+                         assertions: Iterable[Mapping[str, Any]]) -> int:
+        """Keep one invocation, its answer and the coverage assertions it issued (all or nothing)."""
+        with self.session() as s:
+            call = HookCall(hook_instance=hook_instance, service=service, hook=hook, patient_id=patient_id or None,
+                            request_json=dict(request), response_json=dict(response))
+            s.add(call)
+            s.flush()
+            for a in assertions:
+                s.add(CoverageAssertion(hook_call_id=call.id, patient_id=patient_id or None, **a))
+            return call.id
+
+    def hook_calls(self, hook_instance: str) -> list[HookCall]:
+        with self.session() as s:
+            return list(s.scalars(select(HookCall).where(HookCall.hook_instance == hook_instance)
+                                  .options(selectinload(HookCall.assertions)).order_by(HookCall.id)))
+
+    def assertion(self, assertion_id: str) -> CoverageAssertion | None:
+        with self.session() as s:
+            return s.get(CoverageAssertion, assertion_id)
+
+    def latest_trace(self, patient_id: str, policy: str, order_ref: str | None = None,
+                     assertion_id: str | None = None) -> dict[str, Any] | None:
+        """The newest evaluation trace kept for this patient and policy (and order, or assertion), if any."""
+        with self.session() as s:
+            query = select(HookCall).where(HookCall.patient_id == patient_id).order_by(HookCall.id.desc())
+            if assertion_id:
+                found = s.get(CoverageAssertion, assertion_id)
+                if found is None:
+                    return None
+                query = select(HookCall).where(HookCall.id == found.hook_call_id)
+                order_ref = order_ref or found.order_ref
+            for call in s.scalars(query.limit(50)):
+                for card in call.response_json.get("cards", []):
+                    trace = (card.get("extension") or {}).get("prior-auth.evaluation") or {}
+                    if trace.get("policy") == policy and (order_ref is None or trace.get("order") == order_ref):
+                        return trace
+        return None
+
+    # --- documentation answers ---------------------------------------------------------------
+
+    def save_questionnaire_response(self, *, response_id: str, patient_id: str, policy: str, questionnaire: str,
+                                    status: str, authored: datetime | None, resource: Mapping[str, Any],
+                                    answers: Iterable[Mapping[str, Any]]) -> None:
+        with self.session() as s:
+            row = QuestionnaireResponseRow(id=response_id, patient_id=patient_id, policy=policy,
+                                           questionnaire=questionnaire, status=status,
+                                           authored=_naive_utc(authored), resource_json=dict(resource))
+            row.answers = [AnswerRow(patient_id=patient_id, policy=policy, authored=_naive_utc(authored), **a)
+                           for a in answers]
+            s.add(row)
+
+    def questionnaire_response(self, response_id: str) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.get(QuestionnaireResponseRow, response_id)
+            return dict(row.resource_json) if row else None
+
+    def answers_for(self, patient_id: str, policies: Iterable[str]) -> dict[str, Answer]:
+        """{'<policy>:<clause id>': Answer}: the newest answer to each clause (authored, then stored, order)."""
+        policies = list(policies)
+        if not patient_id or not policies:
+            return {}
+        with self.session() as s:
+            rows = s.scalars(select(AnswerRow).where(AnswerRow.patient_id == patient_id,
+                                                     AnswerRow.policy.in_(policies))
+                             .order_by(AnswerRow.id))
+            ordered = sorted(rows, key=lambda r: (r.authored or r.created_at, r.id))
+            out: dict[str, Answer] = {}
+            for row in ordered:
+                out[f"{row.policy}:{row.clause_id}"] = _answer(row)
+            return out
+
+    # --- feedback ----------------------------------------------------------------------------
+
+    def save_feedback(self, service_id: str, items: Iterable[Mapping[str, Any]]) -> int:
+        """Store each feedback item once; returns how many were new (a retried POST stores nothing twice)."""
+        new = 0
+        for item in items:
+            try:
+                with self.session() as s:
+                    s.add(Feedback(service_id=service_id, **item))
+                new += 1
+            except IntegrityError:
+                continue  # the same card, outcome and time: already stored
+        return new
+
+    def feedback_count(self) -> int:
+        with self.session() as s:
+            return len(list(s.scalars(select(Feedback.id))))
+
+    # --- JWT replay --------------------------------------------------------------------------
+
+    def remember_jti(self, jti: str, issuer: str, expires_at: datetime) -> bool:
+        """Record a JWT id; False when it was seen before (a replay). Expired ids are forgotten first."""
+        now = utcnow()
+        try:
+            with self.session() as s:
+                s.execute(delete(SeenJti).where(SeenJti.expires_at < now))
+            with self.session() as s:
+                s.add(SeenJti(jti=jti, issuer=issuer, expires_at=_naive_utc(expires_at)))
+            return True
+        except IntegrityError:
+            return False
+
+
+def _answer(row: AnswerRow) -> Answer:
+    value = row.value_json
+    if row.value_type == "boolean":
+        value = bool(value)
+    elif row.value_type in ("decimal", "integer", "quantity") and value is not None:
+        value = float(value)
+    authored: date | None = (row.authored or row.created_at).date()
+    return Answer(row.clause_id, value, unit=row.unit, authored=authored,
+                  source=f"QuestionnaireResponse/{row.response_id}")
+
+
+def init_app(app: Flask) -> Storage:
+    """Create the app's one engine from CDS_DATABASE_URL and migrate the schema (unless told not to)."""
+    url = app.config.get("CDS_DATABASE_URL") or default_url(app)
+    app.config["CDS_DATABASE_URL"] = url
+    store = Storage(make_engine(url))
+    if app.config.get("CDS_MIGRATE_ON_START", True):
+        migrate(store.engine)
+    app.extensions["cds_storage"] = store
+    return store
+
+
+def storage() -> Storage:
+    """The current app's storage."""
+    return current_app.extensions["cds_storage"]
+
+
+def remember_jti(jti: str, issuer: str, expires_at: datetime) -> bool:
+    """Record a JWT id for the current app; False on a replay. Raises StorageUnavailable when the database is down."""
+    return storage().remember_jti(jti, issuer, expires_at)
