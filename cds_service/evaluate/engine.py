@@ -84,10 +84,21 @@ class Tracer:
             statuses = [self.evaluate(child) for child in node.children]
             return all_of(statuses) if node.combinator == "all_of" else any_of(statuses)
         result: Result = LEAF_KINDS[node.kind].evaluate(node, self.ctx)
+        if result.status is Status.UNKNOWN and node.kind not in ("referral", "documentation"):
+            result = self._answered(node, result)
         entry.evidence.extend(result.evidence)
         entry.missing.extend(result.missing)
         entry.breach, entry.referral = result.breach, result.referral
         return result.status
+
+    def _answered(self, node: Criterion, result: Result) -> Result:
+        """A yes/no documentation answer settles a leaf the record leaves unknown (contract §6); the record wins
+        where it decides. This is how 'not-met only from a documentation answer' clauses become not-met."""
+        answer = self.ctx.answer(node.id)
+        if answer is None or not isinstance(answer.value, bool):
+            return result
+        said = f"documented: {'yes' if answer.value else 'no'} ({answer.source or 'documentation answer'})"
+        return Result(Status.MET if answer.value else Status.NOT_MET, [*result.evidence, said])
 
     def _derived(self, node: Criterion, entry: TraceEntry) -> Status:
         """A derived exclusion row: applies iff the named clause is not met (in its phase only)."""

@@ -28,6 +28,9 @@ from .demographics import is_adult
 
 _DOSE_READS = ("observations", "medicationAdministrations", "patient")
 MG_PER_M2 = "mg/m2"
+# Optional params handled in dose_limits (kept here so this module does not import it at load time).
+SCHEDULE_PARAMS = frozenset({"perDose", "maxDoses", "windows"})
+THRESHOLD_PARAMS = frozenset({"drugs", "includeConcurrent", "notMetFrom"})
 
 
 def current_bsa(ctx: EvalContext) -> Bsa | None:
@@ -126,7 +129,7 @@ def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
     return Result.met(*evidence)
 
 
-@leaf_kind("dose_per_interval", reads=_DOSE_READS)
+@leaf_kind("dose_per_interval", reads=_DOSE_READS + ("medicationDispenses",))
 def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max`, `unit` (mg/m2 | mg), `window` {value, unit d|wk|mo}. Every rolling window (t − W, t]
     ending at a planned dose, history included, must stay within the cap (no grace days)."""
@@ -166,8 +169,12 @@ def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result
 @leaf_kind("cumulative_dose", reads=_DOSE_READS)
 def evaluate_cumulative(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max` (a lifetime cap, inclusive) or `min` (a threshold received), `unit`, `drug`
-    (default the policy's own), `includeOrder` (default true for caps)."""
+    (default the policy's own), `includeOrder` (default true for caps). A `min` with `drugs`,
+    `includeConcurrent` or `notMetFrom` is evaluated by dose_limits.evaluate_threshold."""
     p = criterion.params
+    if "min" in p and THRESHOLD_PARAMS & p.keys():
+        from .dose_limits import evaluate_threshold  # imports this module: resolved at call time
+        return evaluate_threshold(criterion, ctx)
     unit, drug = p.get("unit", MG_PER_M2), p.get("drug", "self")
     history, notes, unreadable = _history(ctx, drug, unit)
     if unreadable:
