@@ -262,7 +262,9 @@ def _units_per_dose(dose: Quantity | None, strength_mg: float | None) -> float |
 def dispensed_doses(record: PatientRecord, drug: DrugGroup, strength_of: Callable[[MedicationFact], float | None],
                     ) -> tuple[list[GivenDose] | None, list[str]]:
     """Oral doses on record from MedicationDispense, spread evenly over each dispense's days' supply
-    (clauses.md §0.5.5); (None, why) when dispenses were not supplied or one cannot be spread."""
+    (clauses.md §0.5.5), or on the dispense's own once-per-period schedule when it states one (an even spread
+    of a weekly × 3 supply would move doses into the next cycle's window); (None, why) when dispenses were
+    not supplied or one cannot be spread."""
     if not record.has("medicationDispenses"):
         return None, ["dispense history not supplied"]
     out, problems = [], []
@@ -276,8 +278,12 @@ def dispensed_doses(record: PatientRecord, drug: DrugGroup, strength_of: Callabl
             problems.append(f"{med.ref}: quantity, strength or days' supply cannot be read")
             continue
         count = max(1, int(med.quantity.value // units_per_dose))
+        timing = med.dosages[0].timing if med.dosages else None
         for i in range(count):
-            day = med.start + timedelta(days=math.floor(i * med.days_supply / count))
+            if timing is not None and timing.period and timing.period_unit and (timing.frequency or 1) == 1:
+                day = step(med.start, i * timing.period, timing.period_unit)  # the dispense's own schedule
+            else:
+                day = med.start + timedelta(days=math.floor(i * med.days_supply / count))
             out.append(GivenDose(day, Quantity(units_per_dose * strength, "mg"), med.ref))
     if problems:
         return None, problems

@@ -26,7 +26,6 @@ from ...dosing import (
     given_doses,
     is_unit_dose,
     step,
-    strength_in_text,
     weight_kg,
     window_start,
     with_dispense_count,
@@ -36,7 +35,7 @@ from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result, Status
-from .doses import MG_PER_M2, amount, current_bsa
+from .doses import MG_PER_M2, amount, current_bsa, unit_strength
 from .medications import is_prescribed_now
 
 _DOSE_READS = ("observations", "medicationAdministrations", "patient")
@@ -199,14 +198,6 @@ def evaluate_dose_ratio(criterion: Criterion, ctx: EvalContext) -> Result:
 
 
 # --- schedule_limits (dose_per_interval, oral absolute form) -------------------------------------
-
-def unit_strength(ctx: EvalContext, med: MedicationFact) -> float | None:
-    """mg per capsule: from the Medication resource, else the RxNorm product name on the record or in the policy."""
-    if med.strength_mg:
-        return med.strength_mg
-    known = {c["code"]: c.get("display", "") for c in ctx.policy.data["drug"]["codes"]}
-    return strength_in_text(med.text, *(c.display for c in med.codes), *(known.get(c.code, "") for c in med.codes))
-
 
 @dataclass(frozen=True)
 class _Dose:

@@ -16,10 +16,11 @@ from ...dosing import (
     given_doses,
     intensity_mg_per_m2,
     step,
+    strength_in_text,
     weight_kg,
     window_start,
 )
-from ...record import Quantity
+from ...record import MedicationFact, Quantity
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
@@ -49,7 +50,16 @@ def amount(ctx: EvalContext, q: Quantity | None, unit: str, on: date | None = No
     if unit == MG_PER_M2:
         return intensity_mg_per_m2(q, bsa), note
     weight = weight_kg(ctx.record, day)
-    return absolute_mg(q, bsa, weight[0] if weight else None, ctx.order.strength_mg), note
+    strength = ctx.cached(("strength", ctx.order.ref), lambda: unit_strength(ctx, ctx.order))
+    return absolute_mg(q, bsa, weight[0] if weight else None, strength), note
+
+
+def unit_strength(ctx: EvalContext, med: MedicationFact) -> float | None:
+    """mg per capsule: from the Medication resource, else the RxNorm product name on the record or in the policy."""
+    if med.strength_mg:
+        return med.strength_mg
+    known = {c["code"]: c.get("display", "") for c in ctx.policy.data["drug"]["codes"]}
+    return strength_in_text(med.text, *(c.display for c in med.codes), *(known.get(c.code, "") for c in med.codes))
 
 
 def _missing_for(q: Quantity | None, unit: str) -> str:
@@ -132,8 +142,12 @@ def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
 @leaf_kind("dose_per_interval", reads=_DOSE_READS + ("medicationDispenses",))
 def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max`, `unit` (mg/m2 | mg), `window` {value, unit d|wk|mo}. Every rolling window (t − W, t]
-    ending at a planned dose, history included, must stay within the cap (no grace days)."""
+    ending at a planned dose, history included, must stay within the cap (no grace days). With `perDose`,
+    `maxDoses` or `windows` (oral absolute caps such as ixazomib's), see dose_limits.evaluate_schedule_limits."""
     p = criterion.params
+    if SCHEDULE_PARAMS & p.keys():
+        from .dose_limits import evaluate_schedule_limits  # that module imports this one: resolved at call time
+        return evaluate_schedule_limits(criterion, ctx)
     cap, unit = float(p["max"]), p.get("unit", MG_PER_M2)
     w_value, w_unit = p["window"]["value"], p["window"]["unit"]
     schedule = expand_order(ctx.order, ctx.order_date, step(ctx.order_date, w_value, w_unit))

@@ -127,7 +127,7 @@ def _any_drugs(criterion: Criterion, ctx: EvalContext) -> list[DrugGroup]:
 @leaf_kind("prior_medication", reads=_MED_KEYS + ("conditions",))
 def evaluate_prior(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `any` (drug groups, one suffices) or `all` (each must be on record), `mode` received | failed |
-    refractory, and for refractory `progression` (value sets whose diagnosis documents progression) with an
+    refractory | relapse, and for these two `progression` (value sets whose diagnosis documents progression) with an
     optional `progressionWindow` {maxDaysAfterLastDose | minDaysAfterLastDose} measured from the drug's last
     dose; `minLines` {count, drugs} (that many prior regimens, clauses.md §0.5.10). Not-met comes only from
     a documentation answer: absence from an EHR history is not proof."""
@@ -145,7 +145,7 @@ def evaluate_prior(criterion: Criterion, ctx: EvalContext) -> Result:
     found.sort(key=lambda mg: last_use(mg[0], ctx.order_date) or date.min)
     med, group = found[-1]
     said = f"{med.ref}: {group.display} ({med.source}{', ' + str(med.start) if med.start else ''})"
-    if p.get("mode") != "refractory":
+    if p.get("mode") not in ("refractory", "relapse"):
         return Result.met(said)
     sets = [ctx.value_set(n) for n in p.get("progression", [])]
     window = p.get("progressionWindow")
