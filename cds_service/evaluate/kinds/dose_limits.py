@@ -144,7 +144,11 @@ def evaluate_dose_ratio(criterion: Criterion, ctx: EvalContext) -> Result:
     ours = expand_order(ctx.order, ctx.order_date).doses
     theirs: dict[date, list[Quantity | None]] = defaultdict(list)
     seen = set()
-    for order in _partner_orders(ctx, partner):
+    orders = _partner_orders(ctx, partner)
+    if not orders:
+        # Pairing needs the partner's order: it may be placed later or elsewhere (clauses.md I.A.5.a unknown).
+        return Result.unknown(f"the {partner.display} order this one is given with")
+    for order in orders:
         for dose in expand_order(order, ctx.order_date).doses:
             key = (dose.day, dose.quantity)
             if key not in seen:
@@ -155,8 +159,6 @@ def evaluate_dose_ratio(criterion: Criterion, ctx: EvalContext) -> Result:
         if key not in seen:
             seen.add(key)
             theirs[given.day].append(given.quantity)
-    if not theirs:
-        return Result.unknown(f"the {partner.display} doses this order is given with (an order or administration)")
     by_day: dict[date, list[Quantity | None]] = defaultdict(list)
     for dose in ours:
         by_day[dose.day].append(dose.quantity)
