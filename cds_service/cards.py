@@ -146,13 +146,25 @@ def suggestions(evaluation: Evaluation, raw_order: Mapping[str, Any] | None) -> 
     for entry in evaluation.trace:
         spec = entry.criterion.suggestion
         if spec and entry.status is Status.UNKNOWN and _relevant(evaluation, entry):
-            out.append({
-                "label": spec["label"],
-                "uuid": str(uuid.uuid4()),
-                "actions": [{"type": "create", "description": f"{spec['label']} ({entry.id})",
-                             "resource": _new_order(spec, evaluation)}],
-            })
+            for item in _missing_options(evaluation, entry, spec):
+                out.append({
+                    "label": item["label"],
+                    "uuid": str(uuid.uuid4()),
+                    "actions": [{"type": "create", "description": f"{item['label']} ({entry.id})",
+                                 "resource": _new_order(item, evaluation)}],
+                })
     return out
+
+
+def _missing_options(evaluation: Evaluation, entry: TraceEntry, spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """One suggestion, or, for a regimen, one per partner drug (`options`, each naming its drug group) that the
+    trace lists as missing: only the drugs the prescriber has not ordered yet are offered."""
+    if "options" not in spec:
+        return [spec]
+    missing = " ".join(entry.missing).lower()
+    drugs = evaluation.policy.drugs
+    return [item for item in spec["options"]
+            if "drug" not in item or drugs[item["drug"]].display.lower() in missing]
 
 
 def _new_order(spec: Mapping[str, Any], evaluation: Evaluation) -> dict[str, Any]:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import calendar
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from .record import MedicationFact, ObservationFact, PatientRecord, Quantity
@@ -208,3 +209,82 @@ def given_doses(record: PatientRecord, drug: DrugGroup, before: date | None = No
         seen.add(key)
         out.append(GivenDose(med.start, med.dose, med.ref))
     return sorted(out, key=lambda g: g.day)
+
+
+_STRENGTH_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)[^/]*\b(capsule|tablet)", re.I)
+
+
+def strength_in_text(*texts: str) -> float | None:
+    """mg per capsule or tablet read from an RxNorm SCD/SBD name ('ixazomib 4 MG Oral Capsule')."""
+    for text in texts:
+        m = _STRENGTH_TEXT.search(text or "")
+        if m:
+            return float(m.group(1))
+    return None
+
+
+def is_unit_dose(q: Quantity | None) -> bool:
+    """True for a quantity counted in capsules or tablets (or unitless), not in mass."""
+    return q is not None and q.unit.replace(" ", "").lower() in (_UNIT_DOSE | {"1", ""})
+
+
+def with_dispense_count(order: MedicationFact, strength_mg: float | None) -> MedicationFact:
+    """An oral order whose timing states no count or bounds, bounded by its dispense quantity (clauses.md §0.5.3):
+    quantity ÷ units per dose × (1 + repeats). Unchanged when the quantity cannot be read."""
+    if order.quantity is None or not order.dosages:
+        return order
+    dosages = []
+    for dosage in order.dosages:
+        t = dosage.timing
+        if t is None or t.events or t.count is not None or t.bounds_end or t.bounds_duration_days:
+            dosages.append(dosage)
+            continue
+        units_per_dose = _units_per_dose(dosage.dose, strength_mg)
+        units = order.quantity.value if is_unit_dose(order.quantity) else (
+            (_convert(order.quantity, _MG) or 0) / strength_mg if strength_mg else None)
+        if not units_per_dose or not units:
+            dosages.append(dosage)
+            continue
+        count = int(units // units_per_dose) * (1 + order.repeats)
+        dosages.append(replace(dosage, timing=replace(t, count=max(count, 1))))
+    return replace(order, dosages=tuple(dosages))
+
+
+def _units_per_dose(dose: Quantity | None, strength_mg: float | None) -> float | None:
+    if dose is None:
+        return None
+    if is_unit_dose(dose):
+        return dose.value
+    mg = _convert(dose, _MG)
+    return mg / strength_mg if mg and strength_mg else None
+
+
+def dispensed_doses(record: PatientRecord, drug: DrugGroup, strength_of: Callable[[MedicationFact], float | None],
+                    ) -> tuple[list[GivenDose] | None, list[str]]:
+    """Oral doses on record from MedicationDispense, spread evenly over each dispense's days' supply
+    (clauses.md §0.5.5), or on the dispense's own once-per-period schedule when it states one (an even spread
+    of a weekly × 3 supply would move doses into the next cycle's window); (None, why) when dispenses were
+    not supplied or one cannot be spread."""
+    if not record.has("medicationDispenses"):
+        return None, ["dispense history not supplied"]
+    out, problems = [], []
+    for med in record.medications or ():
+        if med.source != "dispense" or med.start is None or not drug.matches(med):
+            continue
+        strength = med.strength_mg or strength_of(med)
+        dose = med.dosages[0].dose if med.dosages else None
+        units_per_dose = _units_per_dose(dose, strength) or 1.0
+        if med.quantity is None or not is_unit_dose(med.quantity) or not strength or not med.days_supply:
+            problems.append(f"{med.ref}: quantity, strength or days' supply cannot be read")
+            continue
+        count = max(1, int(med.quantity.value // units_per_dose))
+        timing = med.dosages[0].timing if med.dosages else None
+        for i in range(count):
+            if timing is not None and timing.period and timing.period_unit and (timing.frequency or 1) == 1:
+                day = step(med.start, i * timing.period, timing.period_unit)  # the dispense's own schedule
+            else:
+                day = med.start + timedelta(days=math.floor(i * med.days_supply / count))
+            out.append(GivenDose(day, Quantity(units_per_dose * strength, "mg"), med.ref))
+    if problems:
+        return None, problems
+    return sorted(out, key=lambda g: g.day), []

@@ -84,7 +84,9 @@ class Tracer:
         if node.combinator:
             statuses = [self.evaluate(child) for child in node.children]
             return all_of(statuses) if node.combinator == "all_of" else any_of(statuses)
-        result: Result = reconcile(node, LEAF_KINDS[node.kind].evaluate(node, self.ctx), self.ctx)
+        result: Result = LEAF_KINDS[node.kind].evaluate(node, self.ctx)
+        if node.kind != "referral":  # referral rows never decide (clauses.md §0.3), whatever is answered
+            result = reconcile(node, result, self.ctx)
         entry.evidence.extend(result.evidence)
         entry.missing.extend(result.missing)
         entry.breach, entry.referral = result.breach, result.referral

@@ -1,5 +1,17 @@
 """Leaf and guard kinds. Importing this package registers every kind with the registry."""
-from . import course, demographics, diagnosis, documentation, doses, guards, labs, medications, prescriber
+from . import (
+    clause_guard,
+    course,
+    demographics,
+    diagnosis,
+    documentation,
+    dose_limits,
+    doses,
+    guards,
+    labs,
+    medications,
+    prescriber,
+)
 
-__all__ = ["course", "demographics", "diagnosis", "doses", "documentation", "guards", "labs", "medications",
-           "prescriber"]
+__all__ = ["clause_guard", "course", "demographics", "diagnosis", "doses", "dose_limits", "documentation", "guards",
+           "labs", "medications", "prescriber"]

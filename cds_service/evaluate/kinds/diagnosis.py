@@ -9,7 +9,7 @@ from ...record import Code
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
-from ..status import Result
+from ..status import Result, Status
 from .labs import describe, observations_in, qualitative
 
 
@@ -46,9 +46,16 @@ def _extent(params: Mapping[str, Any], ctx: EvalContext, coded: list[tuple[str, 
 def evaluate_diagnosis(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `valueSets` (met), `vague` (a less specific code: unknown), `extent` (a required extent
     of disease: metastases or stage, else unknown), `lab` (a molecular subtype read from an Observation),
-    `absentIs` ("unknown" where only documentation can make the clause not met)."""
+    `absentIs` ("unknown" where only documentation can make the clause not met), `recentDrug` {any, days}
+    (a drug given within that many days makes the diagnosis attributable, else unknown), and for a
+    purpose-of-use clause `groupedWith` (a drug ordered with this one shows the purpose) and `conflicting`
+    (value sets of the other purpose: not-met)."""
     p = criterion.params
     label = " or ".join(ctx.value_set(n).text for n in p["valueSets"])
+    if "groupedWith" in p or "conflicting" in p:
+        decided = _purpose(p, ctx)
+        if decided is not None:
+            return decided
     if ctx.record.conditions is None and not ctx.order.reason_codes:
         return Result.unknown(f"diagnosis: {label} (conditions could not be read)")
     coded = _coded(ctx)
@@ -61,6 +68,42 @@ def evaluate_diagnosis(criterion: Criterion, ctx: EvalContext) -> Result:
     if ctx.record.conditions is None or p.get("absentIs") == "unknown":
         return Result.unknown(f"diagnosis: {label}")
     return Result.not_met(f"no {label} diagnosis on record")
+
+
+def _purpose(p: Mapping[str, Any], ctx: EvalContext) -> Result | None:
+    """Why the drug is ordered: a conflicting reason on the order, then grouping with the partner drug's
+    order, then the coded reason; a conflicting diagnosis on record only when nothing shows this purpose."""
+    reasons = [(f"{ctx.order.ref} reasonCode", c) for c in ctx.order.reason_codes]
+    conflicting = p.get("conflicting", [])
+    on_order = _hits(reasons, ctx, conflicting)
+    if on_order:
+        return Result.not_met(*on_order)
+    if "groupedWith" in p:
+        group = ctx.drug(p["groupedWith"])
+        same = [m for m in [*ctx.other_drafts(), *(ctx.record.medications or ())] if group.matches(m) and (
+            m.source == "draft" or (ctx.order.group is not None and m.group == ctx.order.group))]
+        if same:
+            return Result.met(f"{same[0].ref}: ordered with {group.display} ({same[0].source})")
+    if _hits(_coded(ctx), ctx, p["valueSets"]):
+        return None
+    elsewhere = _hits(_coded(ctx), ctx, conflicting)
+    if elsewhere:
+        return Result.not_met(*elsewhere)
+    return None
+
+
+def _recent_drug(spec: Mapping[str, Any], ctx: EvalContext) -> Result | None:
+    """None when one of the drugs was given within `days` days of the order; else why it stays unknown."""
+    groups = [ctx.drug(n) for n in spec["any"]]
+    names = " or ".join(g.display for g in groups)
+    if not ctx.record.has("medicationAdministrations"):
+        return Result.unknown(f"the {names} given in the {spec['days']} day(s) before")
+    since = ctx.order_date.toordinal() - spec["days"]
+    for med in ctx.record.medications or ():
+        if med.source == "administration" and med.start and any(g.matches(med) for g in groups) \
+                and since <= med.start.toordinal() <= ctx.order_date.toordinal():
+            return Result.met(f"{med.ref}: {med.text or names} given {med.start}")
+    return Result.unknown(f"which {names} was given in the {spec['days']} day(s) before")
 
 
 def _qualify(p: Mapping[str, Any], ctx: EvalContext, coded: list, hits: list[str], label: str) -> Result:
@@ -80,4 +123,9 @@ def _qualify(p: Mapping[str, Any], ctx: EvalContext, coded: list, hits: list[str
         if positive != (spec["expect"] == "positive"):
             return Result.not_met(*hits, said)
         hits = hits + [said]
+    if "recentDrug" in p:
+        given = _recent_drug(p["recentDrug"], ctx)
+        if given.status is not Status.MET:
+            return Result.unknown(*given.missing, evidence=hits)
+        hits = hits + given.evidence
     return Result.met(*hits)

@@ -30,7 +30,13 @@ def evaluate_documentation(criterion: Criterion, ctx: EvalContext) -> Result:
 
 @leaf_kind("referral", reads=("coverage",))
 def evaluate_referral(criterion: Criterion, ctx: EvalContext) -> Result:
-    """Always unknown: names the policy a request goes to, for the coverage's line of business."""
+    """Always unknown: names the policy a request goes to, for the coverage's line of business. With
+    `redirect` (a clause of the same policy), a request this row forbids: not-met, pointing at that clause
+    (dexrazoxane II.B.1: no re-authorization for extravasation, evaluate I.B)."""
+    if "redirect" in criterion.params:
+        target = criterion.params["redirect"]
+        return Result.not_met(f"not renewable: a new request is evaluated under {target}",
+                              referral={"redirect": target})
     targets = dict(criterion.params.get("targets", {}))
     lobs = {c.line_of_business for c in ctx.record.coverages or () if c.line_of_business}
     chosen = {lob: targets[lob] for lob in sorted(lobs) if lob in targets}

@@ -16,10 +16,11 @@ from ...dosing import (
     given_doses,
     intensity_mg_per_m2,
     step,
+    strength_in_text,
     weight_kg,
     window_start,
 )
-from ...record import Quantity
+from ...record import MedicationFact, Quantity
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
@@ -28,6 +29,9 @@ from .demographics import is_adult
 
 _DOSE_READS = ("observations", "medicationAdministrations", "patient")
 MG_PER_M2 = "mg/m2"
+# Optional params handled in dose_limits (kept here so this module does not import it at load time).
+SCHEDULE_PARAMS = frozenset({"perDose", "maxDoses", "windows"})
+THRESHOLD_PARAMS = frozenset({"drugs", "includeConcurrent", "notMetFrom"})
 
 
 def current_bsa(ctx: EvalContext) -> Bsa | None:
@@ -46,7 +50,16 @@ def amount(ctx: EvalContext, q: Quantity | None, unit: str, on: date | None = No
     if unit == MG_PER_M2:
         return intensity_mg_per_m2(q, bsa), note
     weight = weight_kg(ctx.record, day)
-    return absolute_mg(q, bsa, weight[0] if weight else None, ctx.order.strength_mg), note
+    strength = ctx.cached(("strength", ctx.order.ref), lambda: unit_strength(ctx, ctx.order))
+    return absolute_mg(q, bsa, weight[0] if weight else None, strength), note
+
+
+def unit_strength(ctx: EvalContext, med: MedicationFact) -> float | None:
+    """mg per capsule: from the Medication resource, else the RxNorm product name on the record or in the policy."""
+    if med.strength_mg:
+        return med.strength_mg
+    known = {c["code"]: c.get("display", "") for c in ctx.policy.data["drug"]["codes"]}
+    return strength_in_text(med.text, *(c.display for c in med.codes), *(known.get(c.code, "") for c in med.codes))
 
 
 def _missing_for(q: Quantity | None, unit: str) -> str:
@@ -126,11 +139,15 @@ def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
     return Result.met(*evidence)
 
 
-@leaf_kind("dose_per_interval", reads=_DOSE_READS)
+@leaf_kind("dose_per_interval", reads=_DOSE_READS + ("medicationDispenses",))
 def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max`, `unit` (mg/m2 | mg), `window` {value, unit d|wk|mo}. Every rolling window (t − W, t]
-    ending at a planned dose, history included, must stay within the cap (no grace days)."""
+    ending at a planned dose, history included, must stay within the cap (no grace days). With `perDose`,
+    `maxDoses` or `windows` (oral absolute caps such as ixazomib's), see dose_limits.evaluate_schedule_limits."""
     p = criterion.params
+    if SCHEDULE_PARAMS & p.keys():
+        from .dose_limits import evaluate_schedule_limits  # that module imports this one: resolved at call time
+        return evaluate_schedule_limits(criterion, ctx)
     cap, unit = float(p["max"]), p.get("unit", MG_PER_M2)
     w_value, w_unit = p["window"]["value"], p["window"]["unit"]
     schedule = expand_order(ctx.order, ctx.order_date, step(ctx.order_date, w_value, w_unit))
@@ -166,8 +183,12 @@ def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result
 @leaf_kind("cumulative_dose", reads=_DOSE_READS)
 def evaluate_cumulative(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max` (a lifetime cap, inclusive) or `min` (a threshold received), `unit`, `drug`
-    (default the policy's own), `includeOrder` (default true for caps)."""
+    (default the policy's own), `includeOrder` (default true for caps). A `min` with `drugs`,
+    `includeConcurrent` or `notMetFrom` is evaluated by dose_limits.evaluate_threshold."""
     p = criterion.params
+    if "min" in p and THRESHOLD_PARAMS & p.keys():
+        from .dose_limits import evaluate_threshold  # imports this module: resolved at call time
+        return evaluate_threshold(criterion, ctx)
     unit, drug = p.get("unit", MG_PER_M2), p.get("drug", "self")
     history, notes, unreadable = _history(ctx, drug, unit)
     if unreadable:

@@ -83,11 +83,27 @@ def _requirement(spec: Any, ctx: EvalContext, meds: list[MedicationFact]) -> tup
 @leaf_kind("concurrent_medication", reads=_MED_KEYS)
 def evaluate_concurrent(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: {"all": [...]} or {"any": [...]} of drug groups. Met when present; otherwise unknown
-    (never not-met: the partner may be ordered later, elsewhere, or in a regimen not sent)."""
-    ok, found, missing = _requirement(dict(criterion.params), ctx, concurrent_meds(ctx))
+    (never not-met: the partner may be ordered later, elsewhere, or in a regimen not sent), except with
+    `notMetIfEnded`, where the partner's orders all being completed or stopped is not-met."""
+    params = {k: v for k, v in criterion.params.items() if k in ("all", "any")}
+    ok, found, missing = _requirement(params, ctx, concurrent_meds(ctx))
     if ok:
         return Result.met(*found)
+    if criterion.params.get("notMetIfEnded"):
+        ended = _ended_orders(ctx, params)
+        if ended:
+            return Result.not_met(*ended)
     return Result.unknown(*(f"an order for {m} with this one" for m in missing), evidence=found)
+
+
+def _ended_orders(ctx: EvalContext, spec: dict) -> list[str]:
+    """`notMetIfEnded`: orders of the partner on record, all completed or stopped (positive evidence it ended)."""
+    names = [n for n in (spec.get("all") or spec.get("any") or ()) if isinstance(n, str)]
+    orders = [m for n in names for m in ctx.record.medications or ()
+              if m.source == "request" and ctx.drug(n).matches(m)]
+    if orders and all(m.status in ("completed", "stopped") for m in orders):
+        return [f"{m.ref}: {m.status}" for m in orders] + ["no active or pending order"]
+    return []
 
 
 @leaf_kind("concurrent_medication_absent", reads=("medicationRequests", "medicationStatements"))
@@ -110,28 +126,84 @@ def _any_drugs(criterion: Criterion, ctx: EvalContext) -> list[DrugGroup]:
 
 @leaf_kind("prior_medication", reads=_MED_KEYS + ("conditions",))
 def evaluate_prior(criterion: Criterion, ctx: EvalContext) -> Result:
-    """params: `any` (drug groups, one suffices), `mode` received | failed | refractory, and for
-    refractory `progression` (value sets whose diagnosis documents progression). Not-met comes only
-    from a documentation answer: absence from an EHR history is not proof."""
+    """params: `any` (drug groups, one suffices) or `all` (each must be on record), `mode` received | failed |
+    refractory | relapse, and for these two `progression` (value sets whose diagnosis documents progression) with an
+    optional `progressionWindow` {maxDaysAfterLastDose | minDaysAfterLastDose} measured from the drug's last
+    dose; `minLines` {count, drugs} (that many prior regimens, clauses.md §0.5.10). Not-met comes only from
+    a documentation answer: absence from an EHR history is not proof."""
+    p = criterion.params
+    if "all" in p:
+        return _prior_all(criterion, ctx)
     groups = _any_drugs(criterion, ctx)
     names = " or ".join(g.display for g in groups)
     if not any(ctx.record.has(k) for k in _MED_KEYS):
         return Result.unknown(f"history of {names} (medication history could not be read)")
     found = [(m, g) for g in groups for m in received_before(ctx, g)]
     if not found:
-        verb = {"failed": "trial and outcome of", "refractory": "therapy with"}.get(criterion.params.get("mode"), "")
+        verb = {"failed": "trial and outcome of", "refractory": "therapy with"}.get(p.get("mode"), "")
         return Result.unknown(f"{verb} {names}".strip() + " (dates, reason stopped)")
+    found.sort(key=lambda mg: last_use(mg[0], ctx.order_date) or date.min)
     med, group = found[-1]
     said = f"{med.ref}: {group.display} ({med.source}{', ' + str(med.start) if med.start else ''})"
-    if criterion.params.get("mode") != "refractory":
+    if p.get("mode") not in ("refractory", "relapse"):
         return Result.met(said)
-    progression = [vs for vs in criterion.params.get("progression", [])]
-    sets = [ctx.value_set(n) for n in progression]
+    sets = [ctx.value_set(n) for n in p.get("progression", [])]
+    window = p.get("progressionWindow")
+    last = max((d for d in (last_use(m, ctx.order_date) for m, _ in found) if d), default=None)
+    first = min((m.start for m, _ in found if m.start), default=None)
     for cond in ctx.record.conditions or ():
         code = next((c for c in cond.codes if any(vs.matches(c) for vs in sets)), None)
-        if code:
-            return Result.met(said, f"{cond.ref}: {code.code} {code.display}".strip())
+        if code is None:
+            continue
+        progression = f"{cond.ref}: {code.code} {code.display}".strip()
+        if window is None:
+            return Result.met(said, progression)
+        when = cond.onset or cond.recorded
+        if when is None or last is None:
+            continue
+        gap = (when - last).days
+        progression += f" on {when}, {gap} days after the last dose ({last})"
+        if "maxDaysAfterLastDose" in window and (first is None or when >= first) \
+                and gap <= window["maxDaysAfterLastDose"]:
+            return Result.met(said, progression)
+        if "minDaysAfterLastDose" in window and gap >= window["minDaysAfterLastDose"]:
+            return Result.met(said, progression)
+        return Result.unknown("documented timing of progression against the last dose", evidence=[said, progression])
     return Result.unknown("documented progression on or after it (refractory disease)", evidence=[said])
+
+
+def last_use(med: MedicationFact, today: date) -> date | None:
+    """The last day a record shows the drug in use: supply end for dispenses, today for ongoing orders/statements."""
+    if med.source == "dispense":
+        return _supply_end(med)
+    if med.end is not None:
+        return med.end
+    if med.source in ("statement", "request") and med.status in ("active", "on-hold"):
+        return today
+    return med.start
+
+
+def _prior_all(criterion: Criterion, ctx: EvalContext) -> Result:
+    """Every named drug class on record, and optionally at least `minLines.count` prior regimens."""
+    from .course import count_prior_lines  # course imports this module
+
+    p = criterion.params
+    groups = [ctx.drug(n) for n in p["all"]]
+    if not any(ctx.record.has(k) for k in _MED_KEYS):
+        return Result.unknown("prior therapy history (medication history could not be read)")
+    evidence, missing = [], []
+    for group in groups:
+        found = received_before(ctx, group)
+        if found:
+            evidence.append(f"{found[-1].ref}: {group.display} ({found[-1].source}, {found[-1].start})")
+        else:
+            missing.append(f"prior {group.display}")
+    if "minLines" in p:
+        lines, line_evidence = count_prior_lines(ctx, p["minLines"]["drugs"])
+        evidence += line_evidence
+        if lines < p["minLines"]["count"]:
+            missing.append(f"at least {p['minLines']['count']} prior lines of therapy ({lines} on record)")
+    return Result.unknown(*missing, evidence=evidence) if missing else Result.met(*evidence)
 
 
 def _lookback(ctx: EvalContext, criterion: Criterion) -> int:
@@ -156,16 +228,37 @@ def recent_use(ctx: EvalContext, drug: DrugGroup, days: int, sources: Iterable[s
 @leaf_kind("currently_receiving", reads=_MED_KEYS + ("coverage",))
 def evaluate_receiving(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `requireCoverage` (the payer's Coverage must be active: clauses.md's proxy for
-    'via Centene benefit'), `lookbackDays` (default: the phase lookback). Met or unknown."""
+    'via Centene benefit'), `lookbackDays` (default: the phase lookback). Met or unknown. With
+    `orReceivedForDays` and `coveredDiagnoses` (value sets), current use that began at least that many days
+    ago for a covered diagnosis is met without the coverage (the 'documentation supports' route)."""
+    p = criterion.params
     days = _lookback(ctx, criterion)
     med = recent_use(ctx, ctx.policy.own_drug, days, ("administration", "dispense", "statement"))
     drug = ctx.policy.own_drug.display
     if med is None:
         return Result.unknown(f"{drug} given or dispensed in the last {days} days")
     said = f"{med.ref}: {drug} {med.source} on {med.start} (within {days} days)"
-    if criterion.params.get("requireCoverage"):
+    if p.get("requireCoverage"):
         active = [c for c in ctx.record.coverages or () if c.status == "active"]
         if not active:
+            alternative = _long_enough(ctx, p) if "orReceivedForDays" in p else None
+            if alternative:
+                return Result.met(said, *alternative)
             return Result.unknown("an active coverage with this payer", evidence=[said])
         said += f"; {active[0].ref} active"
     return Result.met(said)
+
+
+def _long_enough(ctx: EvalContext, p: Any) -> list[str] | None:
+    """Evidence of current use for ≥ n days for a covered diagnosis, or None."""
+    history = received_before(ctx, ctx.policy.own_drug)
+    first = min((m.start for m in history if m.start), default=None)
+    if first is None or (ctx.order_date - first).days < p["orReceivedForDays"]:
+        return None
+    sets = [ctx.value_set(n) for n in p.get("coveredDiagnoses", ())]
+    codes = [c for cond in ctx.record.conditions or () for c in cond.codes] + list(ctx.order.reason_codes)
+    hit = next((c for c in codes if any(vs.matches(c) for vs in sets)), None)
+    if hit is None:
+        return None
+    return [f"first {ctx.policy.own_drug.display} on record {first} ({(ctx.order_date - first).days} days ago)",
+            f"covered diagnosis {hit.code} {hit.display}".strip()]
