@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -189,12 +189,22 @@ def compile_policy(data: Mapping[str, Any], file: str) -> Policy:
 
 
 def load_policies(cards_dir: str | Path) -> PolicyLibrary:
-    """Load and check every policy file; the first problem found stops the service from starting."""
-    library = PolicyLibrary()
-    files = sorted(Path(cards_dir).glob("*.json"))
+    """Load and check every policy file; the first problem found stops the service from starting.
+
+    The compiled library is read-only once built, so apps built from unchanged files share one copy
+    (tests build hundreds of apps; a worker builds one).
+    """
+    files = tuple(sorted(Path(cards_dir).glob("*.json")))
     if not files:
         raise PolicyFileError(str(cards_dir), "$", "no policy files found")
-    for path in files:
+    stamp = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return _load(stamp)
+
+
+@lru_cache(maxsize=8)
+def _load(stamp: tuple[tuple[str, int, int], ...]) -> PolicyLibrary:
+    library = PolicyLibrary()
+    for path in (Path(entry[0]) for entry in stamp):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
