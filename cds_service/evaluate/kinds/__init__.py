@@ -1,5 +1,18 @@
-"""Leaf and guard kinds. Importing this package registers every kind with the registry."""
-from . import course, demographics, diagnosis, documentation, doses, guards, labs, medications, prescriber
+"""Leaf and guard kinds. Importing this package registers every kind (and every mode a module adds to a kind)."""
+from . import (
+    bsa_limits,
+    course,
+    cycles,
+    demographics,
+    diagnosis,
+    doses,
+    documentation,
+    guards,
+    lab_limits,
+    labs,
+    medications,
+    prescriber,
+)
 
-__all__ = ["course", "demographics", "diagnosis", "doses", "documentation", "guards", "labs", "medications",
-           "prescriber"]
+__all__ = ["bsa_limits", "course", "cycles", "demographics", "diagnosis", "doses", "documentation", "guards",
+           "lab_limits", "labs", "medications", "prescriber"]

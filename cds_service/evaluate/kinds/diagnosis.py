@@ -10,6 +10,7 @@ from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result
+from .documentation import or_answered
 from .labs import describe, observations_in, qualitative
 
 
@@ -46,8 +47,13 @@ def _extent(params: Mapping[str, Any], ctx: EvalContext, coded: list[tuple[str, 
 def evaluate_diagnosis(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `valueSets` (met), `vague` (a less specific code: unknown), `extent` (a required extent
     of disease: metastases or stage, else unknown), `lab` (a molecular subtype read from an Observation),
-    `absentIs` ("unknown" where only documentation can make the clause not met)."""
-    p = criterion.params
+    `absentIs` ("unknown" where only documentation can make the clause not met), `conflicting` (a
+    specific subtype that rules the clause out when no wanted code is present), `answerable`
+    (a documentation answer decides what the record leaves unknown: "coded, or documented")."""
+    return or_answered(criterion, ctx, _diagnosis(criterion.params, ctx))
+
+
+def _diagnosis(p: Mapping[str, Any], ctx: EvalContext) -> Result:
     label = " or ".join(ctx.value_set(n).text for n in p["valueSets"])
     if ctx.record.conditions is None and not ctx.order.reason_codes:
         return Result.unknown(f"diagnosis: {label} (conditions could not be read)")
@@ -55,6 +61,9 @@ def evaluate_diagnosis(criterion: Criterion, ctx: EvalContext) -> Result:
     hits = _hits(coded, ctx, p["valueSets"])
     if hits:
         return _qualify(p, ctx, coded, hits, label)
+    conflicting = _hits(coded, ctx, p.get("conflicting", []))
+    if conflicting:
+        return Result.not_met(*(f"{c} (a different subtype)" for c in conflicting))
     vague = _hits(coded, ctx, p.get("vague", []))
     if vague:
         return Result.unknown(f"a specific diagnosis: {label}", evidence=[f"only {v} is on record" for v in vague])

@@ -11,6 +11,7 @@ from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result
+from .documentation import or_answered
 
 _MED_KEYS = ("medicationRequests", "medicationAdministrations", "medicationStatements", "medicationDispenses")
 PARTNER_WINDOW_DAYS = 28
@@ -83,10 +84,15 @@ def _requirement(spec: Any, ctx: EvalContext, meds: list[MedicationFact]) -> tup
 @leaf_kind("concurrent_medication", reads=_MED_KEYS)
 def evaluate_concurrent(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: {"all": [...]} or {"any": [...]} of drug groups. Met when present; otherwise unknown
-    (never not-met: the partner may be ordered later, elsewhere, or in a regimen not sent)."""
-    ok, found, missing = _requirement(dict(criterion.params), ctx, concurrent_meds(ctx))
+    (never not-met: the partner may be ordered later, elsewhere, or in a regimen not sent).
+    `absentIsNotMet` is for rows that test whether a drug is taken rather than require it (an
+    exclusion's "used with capecitabine", a CYP3A4 guard): medication data supplied and none is not met."""
+    spec = {k: v for k, v in criterion.params.items() if k in ("all", "any")}
+    ok, found, missing = _requirement(spec, ctx, concurrent_meds(ctx))
     if ok:
         return Result.met(*found)
+    if criterion.params.get("absentIsNotMet") and ctx.record.medications is not None:
+        return Result.not_met(f"no {' or '.join(missing)} among current or draft medications")
     return Result.unknown(*(f"an order for {m} with this one" for m in missing), evidence=found)
 
 
@@ -112,7 +118,11 @@ def _any_drugs(criterion: Criterion, ctx: EvalContext) -> list[DrugGroup]:
 def evaluate_prior(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `any` (drug groups, one suffices), `mode` received | failed | refractory, and for
     refractory `progression` (value sets whose diagnosis documents progression). Not-met comes only
-    from a documentation answer: absence from an EHR history is not proof."""
+    from a documentation answer (`answerable`): absence from an EHR history is not proof."""
+    return or_answered(criterion, ctx, _prior(criterion, ctx))
+
+
+def _prior(criterion: Criterion, ctx: EvalContext) -> Result:
     groups = _any_drugs(criterion, ctx)
     names = " or ".join(g.display for g in groups)
     if not any(ctx.record.has(k) for k in _MED_KEYS):
