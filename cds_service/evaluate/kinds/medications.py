@@ -78,7 +78,7 @@ def _requirement(spec: Any, ctx: EvalContext, meds: list[MedicationFact]) -> tup
     parts = [_requirement(s, ctx, meds) for s in spec["any"]]
     if any(p[0] for p in parts):
         return True, [f for p in parts if p[0] for f in p[1]], []
-    return False, [], [" or ".join(m for p in parts for m in p[2])]
+    return False, [], [" or ".join(" and ".join(p[2]) for p in parts)]
 
 
 @leaf_kind("concurrent_medication", reads=_MED_KEYS)
