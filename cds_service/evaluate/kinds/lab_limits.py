@@ -25,6 +25,7 @@ _PER_UL = {
     "10*9/l": 1e3, "10^9/l": 1e3, "x10e9/l": 1e3, "g/l_cells": 1e3, "/l": 1e-6, "10*6/ul": 1e6,
 }
 _STATUS = {True: Status.MET, False: Status.NOT_MET, None: Status.UNKNOWN}
+_WORDS = {">": "above", ">=": "at or above", "<": "below", "<=": "at or below"}
 
 
 def _key(unit: str) -> str:
@@ -59,13 +60,13 @@ def _test(spec: Mapping[str, Any], ctx: EvalContext, max_age: int | None) -> tup
         ratio = pair[0] / pair[1]
         ok = op(ratio, float(spec["uln"]))
         said = f"{describe(obs)} = {ratio:.2f} × ULN ({obs.reference_high.value:g})"
-        return ok, f"{said}: {spec['op']} {spec['uln']:g} × ULN is {ok}"
+        return ok, f"{said}, {'' if ok else 'not '}{_WORDS[spec['op']]} {spec['uln']:g} × ULN"
     limit = Quantity(float(spec["value"]), spec.get("unit", obs.value.unit))
     pair = same_units(obs.value, limit)
     if pair is None:
         return None, f"{label} in a unit comparable with {limit.unit} ({obs.ref} is in {obs.value.unit})"
     ok = op(*pair)
-    return ok, f"{describe(obs)}: {spec['op']} {limit.value:g} {limit.unit} is {ok}"
+    return ok, f"{describe(obs)}, {'' if ok else 'not '}{_WORDS[spec['op']]} {limit.value:g} {limit.unit}"
 
 
 def panel(params: Mapping[str, Any], ctx: EvalContext, criterion: Criterion) -> Result:
