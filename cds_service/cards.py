@@ -120,9 +120,12 @@ def _referral_phrase(referral: Mapping[str, Any]) -> str:
 
 
 def _with_dose(resource: Mapping[str, Any], dose: Mapping[str, Any]) -> dict[str, Any]:
-    """The draft order with every doseQuantity set to the suggested dose, nothing else changed."""
+    """The draft order with every doseQuantity set to the suggested dose, nothing else changed; only the
+    instruction named by `sequence` when the cap binds one day of a multi-day order (inotuzumab D1 vs D8/D15)."""
     updated = copy.deepcopy(dict(resource))
     for inst in updated.get("dosageInstruction") or ():
+        if dose.get("sequence") is not None and inst.get("sequence") != dose["sequence"]:
+            continue
         for dr in inst.get("doseAndRate") or ():
             if isinstance(dr, dict) and "doseQuantity" in dr:
                 dr["doseQuantity"] = {**dr["doseQuantity"], "value": dose["value"]}

@@ -85,7 +85,8 @@ class Tracer:
             statuses = [self.evaluate(child) for child in node.children]
             return all_of(statuses) if node.combinator == "all_of" else any_of(statuses)
         result: Result = LEAF_KINDS[node.kind].evaluate(node, self.ctx)
-        if node.kind != "referral":  # referral rows never decide (clauses.md §0.3), whatever is answered
+        # Referral rows never decide (clauses.md §0.3); documentation rows read their own answers (with params).
+        if node.kind not in ("referral", "documentation"):
             result = reconcile(node, result, self.ctx)
         entry.evidence.extend(result.evidence)
         entry.missing.extend(result.missing)

@@ -1,6 +1,7 @@
 """Course-of-therapy leaves: how long the drug has been given, and how many lines came before."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 from ...dosing import given_doses
@@ -8,15 +9,23 @@ from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result
+from .documentation import or_answered
 from .medications import received_before
 
 REGIMEN_GAP_DAYS = 14  # clauses.md §0.5.10: agents started within 14 days form one regimen
 
 
+# Other readings of "how long": `mode` names one (cycle length, the order's span), registered by their modules.
+DURATION_MODES: dict[str, Callable[[Criterion, EvalContext], Result]] = {}
+
+
 @leaf_kind("therapy_duration", reads=("medicationAdministrations",))
 def evaluate_duration(criterion: Criterion, ctx: EvalContext) -> Result:
-    """params: `lessThanDays` or `atLeastDays` since the first recorded administration of `drug`."""
+    """params: `lessThanDays` or `atLeastDays` since the first recorded administration of `drug`,
+    or a `mode` of DURATION_MODES."""
     p = criterion.params
+    if "mode" in p:
+        return DURATION_MODES[p["mode"]](criterion, ctx)
     drug = ctx.drug(p.get("drug", "self"))
     history = given_doses(ctx.record, drug, before=ctx.order_date)
     if not history:
@@ -55,8 +64,12 @@ def count_prior_lines(ctx: EvalContext, drug_names: list[str]) -> tuple[int, lis
                                      "medicationDispenses"))
 def evaluate_line(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `drugs` (the disease's antineoplastic agents), `minPrior` (≥ n prior lines: met when counted,
-    never not-met from absence) and/or `maxPrior` (not-met when more prior lines are on record)."""
-    p = criterion.params
+    never not-met from absence) and/or `maxPrior` (not-met when more prior lines are on record);
+    `answerable`: a documentation answer decides what the history leaves unknown."""
+    return or_answered(criterion, ctx, _line(criterion.params, ctx))
+
+
+def _line(p, ctx: EvalContext) -> Result:
     if ctx.record.medications is None:
         return Result.unknown("prior lines of therapy (medication history could not be read)")
     lines, evidence = count_prior_lines(ctx, p["drugs"])

@@ -10,6 +10,7 @@ from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result, Status
+from .documentation import or_answered
 from .labs import describe, observations_in, qualitative
 
 
@@ -48,11 +49,15 @@ def evaluate_diagnosis(criterion: Criterion, ctx: EvalContext) -> Result:
     of disease: metastases or stage, else unknown), `lab` (a molecular subtype read from an Observation),
     `absentIs` ("unknown" where only documentation can make the clause not met), `recentDrug` {any, days}
     (a drug given within that many days makes the diagnosis attributable, else unknown), and for a
-    purpose-of-use clause `groupedWith` (a drug ordered with this one shows the purpose) and `conflicting`
-    (value sets of the other purpose: not-met)."""
-    p = criterion.params
+    purpose-of-use clause `groupedWith` (a drug ordered with this one shows the purpose); `conflicting`
+    (a specific subtype, or the other purpose, that rules the clause out when no wanted code is present),
+    `answerable` (a documentation answer decides what the record leaves unknown)."""
+    return or_answered(criterion, ctx, _diagnosis(criterion.params, ctx))
+
+
+def _diagnosis(p: Mapping[str, Any], ctx: EvalContext) -> Result:
     label = " or ".join(ctx.value_set(n).text for n in p["valueSets"])
-    if "groupedWith" in p or "conflicting" in p:
+    if "groupedWith" in p:
         decided = _purpose(p, ctx)
         if decided is not None:
             return decided
@@ -62,6 +67,9 @@ def evaluate_diagnosis(criterion: Criterion, ctx: EvalContext) -> Result:
     hits = _hits(coded, ctx, p["valueSets"])
     if hits:
         return _qualify(p, ctx, coded, hits, label)
+    conflicting = _hits(coded, ctx, p.get("conflicting", []))
+    if conflicting:
+        return Result.not_met(*(f"{c} (a different subtype)" for c in conflicting))
     vague = _hits(coded, ctx, p.get("vague", []))
     if vague:
         return Result.unknown(f"a specific diagnosis: {label}", evidence=[f"only {v} is on record" for v in vague])

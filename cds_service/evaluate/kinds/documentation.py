@@ -4,17 +4,39 @@ from __future__ import annotations
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
-from ..status import Result
+from ..status import Result, Status
 
 
 def answered(criterion: Criterion, ctx: EvalContext) -> Result | None:
-    """A boolean documentation answer for this clause, as a result (None when there is none)."""
-    answer = ctx.answer(criterion.id)
+    """A boolean documentation answer for this clause, as a result (None when there is none).
+
+    Optional params: `clause` reads the answer given for another clause (a status documented once and
+    used by several rows, e.g. CR/CRi), `expect` is the answer that makes the row met (default yes),
+    and `anyAnswer` makes the row met by either answer (the policy asks that a status be documented).
+    """
+    p = criterion.params
+    clause = p.get("clause", criterion.id)
+    answer = ctx.answer(clause)
     if answer is None or not isinstance(answer.value, bool):
         return None
     said = f"documented: {'yes' if answer.value else 'no'} ({answer.source or 'documentation answer'}"
     said += f", {answer.authored})" if answer.authored else ")"
-    return Result.met(said) if answer.value else Result.not_met(said)
+    if clause != criterion.id:
+        said = f"{clause} {said}"
+    if p.get("anyAnswer") or answer.value == p.get("expect", True):
+        return Result.met(said)
+    return Result.not_met(said)
+
+
+def or_answered(criterion: Criterion, ctx: EvalContext, result: Result) -> Result:
+    """For rows the record may leave unknown ("coded, or documented"): with `answerable`, an answer decides."""
+    if result.status is not Status.UNKNOWN or not criterion.params.get("answerable"):
+        return result
+    found = answered(criterion, ctx)
+    if found is None:
+        return result
+    found.evidence = [*result.evidence, *found.evidence]
+    return found
 
 
 def question_text(criterion: Criterion) -> str:

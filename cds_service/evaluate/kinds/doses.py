@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -26,6 +27,7 @@ from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result
 from .demographics import is_adult
+from .medications import concurrent_meds
 
 _DOSE_READS = ("observations", "medicationAdministrations", "patient")
 MG_PER_M2 = "mg/m2"
@@ -122,9 +124,29 @@ def suggested_dose(ctx: EvalContext, per_dose_cap: float, unit: str) -> dict[str
     return {"value": math.floor(per_dose_cap * 100) / 100, "unit": ordered.unit, "code": ordered.unit}
 
 
+# Other readings of a per-dose or per-interval cap (by position in a cycle, per cycle, with an escalation step):
+# `mode` names one, registered by the module that holds it.
+PER_DOSE_MODES: dict[str, Callable[[Criterion, EvalContext], Result]] = {}
+INTERVAL_MODES: dict[str, Callable[[Criterion, EvalContext], Result]] = {}
+
+
+def effective_max(ctx: EvalContext, params: Mapping[str, Any]) -> tuple[float, str]:
+    """The cap in force: `max`, or `raisedBy.max` while a `raisedBy` drug is taken (e.g. a strong CYP3A4 inducer)."""
+    raised = params.get("raisedBy")
+    if raised:
+        groups = [ctx.drug(n) for n in raised["any"]]
+        for med in concurrent_meds(ctx):
+            group = next((g for g in groups if g.matches(med)), None)
+            if group is not None:
+                return float(raised["max"]), f"cap {float(raised['max']):g} while {group.display} is taken ({med.ref})"
+    return float(params["max"]), ""
+
+
 @leaf_kind("dose_per_bsa", reads=_DOSE_READS)
 def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
-    """params: `max` mg/m² for every single dose of the order."""
+    """params: `max` mg/m² for every single dose of the order, or a `mode` of PER_DOSE_MODES."""
+    if "mode" in criterion.params:
+        return PER_DOSE_MODES[criterion.params["mode"]](criterion, ctx)
     cap = float(criterion.params["max"])
     planned, missing = _planned(ctx, expand_order(ctx.order, ctx.order_date), MG_PER_M2)
     if planned is None:
@@ -142,13 +164,18 @@ def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
 @leaf_kind("dose_per_interval", reads=_DOSE_READS + ("medicationDispenses",))
 def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max`, `unit` (mg/m2 | mg), `window` {value, unit d|wk|mo}. Every rolling window (t − W, t]
-    ending at a planned dose, history included, must stay within the cap (no grace days). With `perDose`,
-    `maxDoses` or `windows` (oral absolute caps such as ixazomib's), see dose_limits.evaluate_schedule_limits."""
+    ending at a planned dose, history included, must stay within the cap (no grace days). `raisedBy`
+    {any, max} raises the cap while one of those drugs is taken; a `mode` of INTERVAL_MODES reads it otherwise.
+    With `perDose`, `maxDoses` or `windows` (oral absolute caps such as ixazomib's), see
+    dose_limits.evaluate_schedule_limits."""
     p = criterion.params
+    if "mode" in p:
+        return INTERVAL_MODES[p["mode"]](criterion, ctx)
     if SCHEDULE_PARAMS & p.keys():
         from .dose_limits import evaluate_schedule_limits  # that module imports this one: resolved at call time
         return evaluate_schedule_limits(criterion, ctx)
-    cap, unit = float(p["max"]), p.get("unit", MG_PER_M2)
+    cap, raised = effective_max(ctx, p)
+    unit = p.get("unit", MG_PER_M2)
     w_value, w_unit = p["window"]["value"], p["window"]["unit"]
     schedule = expand_order(ctx.order, ctx.order_date, step(ctx.order_date, w_value, w_unit))
     planned, missing = _planned(ctx, schedule, unit)
@@ -170,7 +197,7 @@ def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result
         headroom = min(headroom, (cap - past) / count)
     window = f"{w_value:g} {'months' if w_unit == 'mo' else 'weeks' if w_unit == 'wk' else 'days'}"
     said = f"{_fmt(worst_sum)} {unit} in the {window} ending {worst_day} (cap {_fmt(cap)} {unit})"
-    evidence = [said, *notes] + ([schedule.note] if schedule.note else [])
+    evidence = [said, *notes] + ([schedule.note] if schedule.note else []) + ([raised] if raised else [])
     if worst_sum > cap + 1e-9:
         breach = {"cap": cap, "unit": unit, "per": window, "value": round(worst_sum, 2),
                   "suggestedDose": suggested_dose(ctx, headroom, unit)}

@@ -100,12 +100,15 @@ def _vs_baseline(params: Mapping[str, Any], ctx: EvalContext, criterion: Criteri
     return Result.met(said) if latest.value.value <= baseline[0] else Result.not_met(said)
 
 
-_MODES = {"qualitative": _qualitative, "numeric": _numeric, "vs_baseline": _vs_baseline}
+# Further modes (multiples of ULN, count panels, biomarker combinations) register here from their own modules.
+LAB_MODES = {"qualitative": _qualitative, "numeric": _numeric, "vs_baseline": _vs_baseline}
 
 
 @leaf_kind("lab_threshold", reads=("observations",))
 def evaluate_lab(criterion: Criterion, ctx: EvalContext) -> Result:
-    """params: `mode` (qualitative | numeric | vs_baseline), `valueSet`, and the mode's own fields."""
+    """params: `mode` (one of LAB_MODES), `valueSet`, and the mode's own fields."""
     if ctx.record.observations is None:
-        return Result.unknown(f"{ctx.value_set(criterion.params['valueSet']).text} (observations could not be read)")
-    return _MODES[criterion.params["mode"]](criterion.params, ctx, criterion)
+        vs = criterion.params.get("valueSet")
+        what = ctx.value_set(vs).text if vs else criterion.text
+        return Result.unknown(f"{what} (observations could not be read)")
+    return LAB_MODES[criterion.params["mode"]](criterion.params, ctx, criterion)

@@ -11,6 +11,7 @@ from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result
+from .documentation import or_answered
 
 _MED_KEYS = ("medicationRequests", "medicationAdministrations", "medicationStatements", "medicationDispenses")
 PARTNER_WINDOW_DAYS = 28
@@ -77,14 +78,16 @@ def _requirement(spec: Any, ctx: EvalContext, meds: list[MedicationFact]) -> tup
     parts = [_requirement(s, ctx, meds) for s in spec["any"]]
     if any(p[0] for p in parts):
         return True, [f for p in parts if p[0] for f in p[1]], []
-    return False, [], [" or ".join(m for p in parts for m in p[2])]
+    return False, [], [" or ".join(" and ".join(p[2]) for p in parts)]
 
 
 @leaf_kind("concurrent_medication", reads=_MED_KEYS)
 def evaluate_concurrent(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: {"all": [...]} or {"any": [...]} of drug groups. Met when present; otherwise unknown
     (never not-met: the partner may be ordered later, elsewhere, or in a regimen not sent), except with
-    `notMetIfEnded`, where the partner's orders all being completed or stopped is not-met."""
+    `notMetIfEnded`, where the partner's orders all being completed or stopped is not-met, and with
+    `absentIsNotMet`, for rows that test whether a drug is taken rather than require it (an exclusion's
+    "used with capecitabine", a CYP3A4 guard): medication data supplied and none is not met."""
     params = {k: v for k, v in criterion.params.items() if k in ("all", "any")}
     ok, found, missing = _requirement(params, ctx, concurrent_meds(ctx))
     if ok:
@@ -93,6 +96,8 @@ def evaluate_concurrent(criterion: Criterion, ctx: EvalContext) -> Result:
         ended = _ended_orders(ctx, params)
         if ended:
             return Result.not_met(*ended)
+    if criterion.params.get("absentIsNotMet") and ctx.record.medications is not None:
+        return Result.not_met(f"no {' or '.join(missing)} among current or draft medications")
     return Result.unknown(*(f"an order for {m} with this one" for m in missing), evidence=found)
 
 
@@ -130,7 +135,11 @@ def evaluate_prior(criterion: Criterion, ctx: EvalContext) -> Result:
     refractory | relapse, and for these two `progression` (value sets whose diagnosis documents progression) with an
     optional `progressionWindow` {maxDaysAfterLastDose | minDaysAfterLastDose} measured from the drug's last
     dose; `minLines` {count, drugs} (that many prior regimens, clauses.md §0.5.10). Not-met comes only from
-    a documentation answer: absence from an EHR history is not proof."""
+    a documentation answer (`answerable`): absence from an EHR history is not proof."""
+    return or_answered(criterion, ctx, _prior(criterion, ctx))
+
+
+def _prior(criterion: Criterion, ctx: EvalContext) -> Result:
     p = criterion.params
     if "all" in p:
         return _prior_all(criterion, ctx)
