@@ -7,6 +7,7 @@
     ├── PayloadTooLarge     413: the body is over the configured limit
     └── StorageUnavailable  503: a write could not be stored, so nothing is acknowledged
     PolicyFileError         the service refuses to start (a file in cards/ is invalid)
+    ConfigurationError      the service refuses to start (unsafe or invalid settings, e.g. no JWT issuers in production)
 
 Missing clinical data is not an error: it becomes an unknown criterion.
 """
@@ -63,3 +64,7 @@ class PolicyFileError(Exception):
     def __init__(self, file: str, path: str, reason: str):
         super().__init__(f"{file}: {path}: {reason}")
         self.file, self.path, self.reason = file, path, reason
+
+
+class ConfigurationError(Exception):
+    """The settings are invalid or unsafe; the service refuses to start rather than run open."""
