@@ -121,7 +121,14 @@ def _is_relevant(resource: Mapping, interest: Interest, medications: Mapping[str
         concept = _raw_med_concept(resource, medications)
     else:
         return True
+    if concept is not None and not _is_concept_shaped(concept):
+        return True  # what it codes cannot be told from the raw JSON: validation decides
     return interest.wants_codes(_raw_codings(concept)) or interest.wants_text(_raw_texts(concept))
+
+
+def _is_concept_shaped(concept: Any) -> bool:
+    return isinstance(concept, Mapping) and isinstance(concept.get("coding", []), list) and all(
+        isinstance(c, Mapping) for c in concept.get("coding", []))
 
 
 # --- model helpers ---------------------------------------------------------------------------
@@ -428,12 +435,20 @@ def _line_of_business(res: Any) -> str | None:
 # --- assembling the record -------------------------------------------------------------------
 
 def _collect(reader: _Reader, raws: list[Mapping] | None, parse) -> tuple | None:
+    """Facts of one data set; None (unknown) when a resource a policy would read breaks R4.
+
+    Dropping it and reading the rest would turn "could not read the MS diagnosis" into "no MS
+    diagnosis": an absence the record does not show. Other data sets keep their facts.
+    """
     if raws is None:
         return None
     out = []
     for raw in raws:
         if _is_relevant(raw, reader.interest, reader.medications):
+            failures = len(reader.unreadable)
             fact = parse(raw)
+            if len(reader.unreadable) > failures:
+                return None
             if fact is not None:
                 out.append(fact)
     return tuple(out)
@@ -477,10 +492,15 @@ def build_record(
         "medicationStatements": reader.medication_statement,
         "medicationDispenses": reader.medication_dispense,
     }
+    history_unknown = False
     for key in _MED_KEYS:
         got = _collect(reader, data.get(key), parsers[key])
         if got is not None:
             meds = (meds or []) + list(got)
+        elif key in data:
+            history_unknown = True  # one unreadable source makes the history incomplete, so unknown
+    if history_unknown:
+        meds = None
 
     specialties = None
     for key in ("user", "practitionerRoles"):
