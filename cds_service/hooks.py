@@ -28,10 +28,9 @@ def json_body() -> object:
         raise PayloadTooLarge(f"The request body is over the {limit} byte limit")
     try:
         raw = request.get_data(cache=True)
-        if request.content_length is None and len(raw) >= limit:
-            # Werkzeug stops a streamed body at the limit without saying so; one byte more tells.
-            if request.stream.read(1):
-                raise RequestEntityTooLarge()
+        # Werkzeug stops a streamed (chunked) body at the limit without saying so; one byte more tells.
+        if request.content_length is None and len(raw) >= limit and request.stream.read(1):
+            raise RequestEntityTooLarge()
     except RequestEntityTooLarge as exc:
         raise PayloadTooLarge(f"The request body is over the {limit} byte limit") from exc
     if not raw.strip():

@@ -206,7 +206,8 @@ QUIRKS = {
 def test_sandbox_quirk_gets_200_and_well_formed_cards(client, name, service):
     body = QUIRKS[name](good_request())
     if service == SELECT:
-        body = {**body, "hook": "order-select", "context": {**body["context"], "selections": ["MedicationRequest/mr-1"]}}
+        selections = ["MedicationRequest/mr-1"]
+        body = {**body, "hook": "order-select", "context": {**body["context"], "selections": selections}}
     response = client.post(service, json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     cards = response.get_json()["cards"]
