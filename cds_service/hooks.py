@@ -17,6 +17,11 @@ from .state import service_state
 bp = Blueprint("cds_hooks", __name__)
 
 
+def _not_json(constant: str) -> None:
+    """NaN and Infinity are Python's extension, not JSON: no dose or lab value may be one."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def json_body() -> object:
     """The decoded request body, or InvalidRequest naming why it is not JSON (PayloadTooLarge past the limit).
 
@@ -36,7 +41,7 @@ def json_body() -> object:
     if not raw.strip():
         raise InvalidRequest("The request body is empty", "$")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest("The request body is not valid JSON", "$") from exc
 

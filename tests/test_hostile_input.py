@@ -148,7 +148,8 @@ def test_schema_break_gets_400_naming_the_field(client, name):
 
 
 @pytest.mark.parametrize("raw", [b"", b"   ", b"{", b"[]", b"null", b"\xff\xfe", b'"a string"',
-                                 b"[" * 100_000 + b"]" * 100_000, b'{"hook": NaN}'])
+                                 b"[" * 100_000 + b"]" * 100_000, b'{"hook": NaN}',
+                                 b'{"hook": "order-sign", "hookInstance": "x", "context": {"n": Infinity}}'])
 def test_body_that_is_not_a_request_object_gets_400(client, raw):
     response = client.post(SIGN, data=raw, content_type="application/json")
     assert response.status_code == 400
