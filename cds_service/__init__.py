@@ -11,11 +11,14 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import db
+from .auth import FunctionJtiStore, JtiStore, init_auth
 from .config import load_config
 from .errors import PayloadTooLarge, ServiceError, StorageUnavailable
 from .feedback import bp as feedback_bp
 from .fhir_api import bp as fhir_bp
 from .hooks import bp as hooks_bp
+from .logs import configure_logging, init_request_log
+from .openapi import bp as openapi_bp
 from .policies import load_policies
 from .state import ServiceState
 
@@ -24,9 +27,14 @@ log = logging.getLogger("cds_service")
 __all__ = ["create_app"]
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: load and check every policy (a bad file stops start-up), then register the routes."""
+def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore | None = None) -> Flask:
+    """Build the app: load and check every policy and the JWT issuers (bad ones stop start-up), then the routes.
+
+    `jti_store` is where token ids are remembered against replay; the default is the database, so that every
+    worker and instance agrees on what was seen.
+    """
     settings = load_config(config)
+    configure_logging()
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["CDS_MAX_BODY_BYTES"]
@@ -42,9 +50,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     CORS(app, origins=settings["CDS_CORS_ORIGINS"], allow_headers=["Authorization", "Content-Type"],
          methods=["GET", "POST", "OPTIONS"])
+    init_request_log(app)
+    init_auth(app, settings, jti_store or FunctionJtiStore(store.remember_jti))
     app.register_blueprint(hooks_bp)
     app.register_blueprint(feedback_bp)
     app.register_blueprint(fhir_bp)
+    app.register_blueprint(openapi_bp)
     _register_errors(app)
 
     @app.get("/healthz")

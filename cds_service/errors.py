@@ -8,6 +8,7 @@
     ├── UnprocessableResource 422: a valid FHIR resource the service cannot accept (unknown form, linkId)
     └── StorageUnavailable  503: a write could not be stored, so nothing is acknowledged
     PolicyFileError         the service refuses to start (a file in cards/ is invalid)
+    ConfigurationError      the service refuses to start (unsafe or invalid settings, e.g. no JWT issuers in production)
 
 Missing clinical data is not an error: it becomes an unknown criterion.
 """
@@ -69,3 +70,7 @@ class PolicyFileError(Exception):
     def __init__(self, file: str, path: str, reason: str):
         super().__init__(f"{file}: {path}: {reason}")
         self.file, self.path, self.reason = file, path, reason
+
+
+class ConfigurationError(Exception):
+    """The settings are invalid or unsafe; the service refuses to start rather than run open."""

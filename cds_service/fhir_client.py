@@ -2,14 +2,16 @@
 
 Queries run in parallel threads and the caller waits at most the budget: a server that refuses,
 hangs, trickles bytes or pages forever costs the clinician no more than `CDS_FHIR_TIMEOUT_S`.
-A thread still blocked after the deadline is abandoned; its own socket timeouts end it.
+Each call gets its own threads, so a server that held one call's threads past its deadline
+cannot delay the next call. A thread still blocked after the deadline is abandoned; its socket
+timeout (the budget) and the deadline check between reads end it soon after.
 """
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -17,8 +19,9 @@ from urllib.parse import urljoin
 import requests
 
 MAX_PAGES = 20
-MAX_BYTES = 20 * 1024 * 1024
-_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fhir-fetch")
+MAX_BYTES = 20 * 1024 * 1024  # per query, all pages together
+MAX_THREADS = 12  # one per prefetch key
+READ_SIZE = 65536
 
 
 @dataclass(frozen=True)
@@ -41,32 +44,52 @@ class _Deadline:
             raise TimeoutError("time budget spent")
 
 
-def _get_json(session: requests.Session, url: str, token: str | None, deadline: _Deadline) -> Any:
+class _Budget:
+    """Bytes one query may still read, over all its pages."""
+
+    def __init__(self, limit: int):
+        self.left = limit
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise ValueError("response too large")
+
+
+def _get_json(session: requests.Session, url: str, token: str | None, deadline: _Deadline, budget: _Budget) -> Any:
     deadline.check()
-    headers = {"Accept": "application/fhir+json"}
+    headers = {"Accept": "application/fhir+json, application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     timeout = max(0.05, deadline.left())
     with session.get(url, headers=headers, timeout=(timeout, timeout), stream=True, allow_redirects=False) as resp:
         if resp.status_code != 200:
             raise ValueError(f"HTTP {resp.status_code}")
-        chunks, size = [], 0
-        for chunk in resp.iter_content(16384):
-            deadline.check()
-            size += len(chunk)
-            if size > MAX_BYTES:
-                raise ValueError("response too large")
+        chunks = []
+        while True:
+            # read1 returns whatever has arrived: a server trickling one byte at a time cannot keep
+            # this loop from seeing the deadline (a plain read(n) would wait for n bytes).
+            chunk = resp.raw.read1(READ_SIZE, decode_content=True)
+            if not chunk:
+                break
+            budget.spend(len(chunk))
             chunks.append(chunk)
+            deadline.check()
     try:
         return json.loads(b"".join(chunks))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValueError("response is not JSON") from exc
+
+
+def _list(value: Any) -> list:
+    """A JSON array as a list; anything else (a hostile or broken Bundle) as empty."""
+    return value if isinstance(value, list) else []
 
 
 def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str | None]:
     """The resources of a Bundle page (search outcomes left out) and its `next` link, if any."""
     resources = []
-    for entry in bundle.get("entry") or ():
+    for entry in _list(bundle.get("entry")):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("resource"), Mapping):
             continue
         search = entry.get("search")
@@ -75,7 +98,7 @@ def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]]
         if entry["resource"].get("resourceType") == "OperationOutcome":
             continue
         resources.append(entry["resource"])
-    next_url = next((link.get("url") for link in bundle.get("link") or ()
+    next_url = next((link.get("url") for link in _list(bundle.get("link"))
                      if isinstance(link, Mapping) and link.get("relation") == "next"
                      and isinstance(link.get("url"), str)), None)
     return resources, next_url
@@ -90,9 +113,10 @@ def fetch_query(base: str, query: str, token: str | None, deadline: _Deadline) -
     session = requests.Session()
     url = urljoin(base.rstrip("/") + "/", query)
     resources: list[Mapping[str, Any]] = []
+    budget = _Budget(MAX_BYTES)
     try:
         for _ in range(MAX_PAGES):
-            body = _get_json(session, url, token, deadline)
+            body = _get_json(session, url, token, deadline, budget)
             if not isinstance(body, Mapping):
                 return Fetched(None, "the FHIR server did not answer with a resource")
             if body.get("resourceType") == "OperationOutcome":
@@ -109,7 +133,7 @@ def fetch_query(base: str, query: str, token: str | None, deadline: _Deadline) -
         return Fetched(None, "the FHIR server kept paging")
     except (TimeoutError, requests.Timeout):
         return Fetched(None, "the FHIR server did not answer in time")
-    except requests.RequestException:
+    except (requests.RequestException, OSError):
         return Fetched(None, "the FHIR server could not be reached")
     except ValueError as exc:
         return Fetched(None, f"the FHIR server's answer could not be read ({exc})")
@@ -120,13 +144,18 @@ def fetch_query(base: str, query: str, token: str | None, deadline: _Deadline) -
 def fetch_all(base: str, queries: Mapping[str, str], token: str | None, budget_s: float) -> dict[str, Fetched]:
     """Run the queries in parallel; whatever has not finished within the budget counts as failed."""
     deadline = _Deadline(budget_s)
-    futures = {key: _POOL.submit(fetch_query, base, query, token, deadline) for key, query in queries.items()}
-    wait(futures.values(), timeout=max(0.0, deadline.left()), return_when=FIRST_EXCEPTION)
+    pool = ThreadPoolExecutor(max_workers=min(MAX_THREADS, max(1, len(queries))), thread_name_prefix="fhir-fetch")
+    try:
+        futures = {key: pool.submit(fetch_query, base, query, token, deadline) for key, query in queries.items()}
+        wait(futures.values(), timeout=max(0.0, deadline.left()))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     out = {}
     for key, future in futures.items():
-        if future.done() and future.exception() is None:
+        if future.done() and not future.cancelled() and future.exception() is None:
             out[key] = future.result()
+        elif future.done() and not future.cancelled():
+            out[key] = Fetched(None, "the FHIR server's answer could not be read")
         else:
-            future.cancel()
             out[key] = Fetched(None, "the FHIR server did not answer in time")
     return out

@@ -124,7 +124,14 @@ def _is_relevant(resource: Mapping, interest: Interest, medications: Mapping[str
         concept = _raw_med_concept(resource, medications)
     else:
         return True
+    if concept is not None and not _is_concept_shaped(concept):
+        return True  # what it codes cannot be told from the raw JSON: validation decides
     return interest.wants_codes(_raw_codings(concept)) or interest.wants_text(_raw_texts(concept))
+
+
+def _is_concept_shaped(concept: Any) -> bool:
+    return isinstance(concept, Mapping) and isinstance(concept.get("coding", []), list) and all(
+        isinstance(c, Mapping) for c in concept.get("coding", []))
 
 
 # --- model helpers ---------------------------------------------------------------------------
@@ -455,12 +462,20 @@ def _line_of_business(res: Any) -> str | None:
 # --- assembling the record -------------------------------------------------------------------
 
 def _collect(reader: _Reader, raws: list[Mapping] | None, parse) -> tuple | None:
+    """Facts of one data set; None (unknown) when a resource a policy would read breaks R4.
+
+    Dropping it and reading the rest would turn "could not read the MS diagnosis" into "no MS
+    diagnosis": an absence the record does not show. Other data sets keep their facts.
+    """
     if raws is None:
         return None
     out = []
     for raw in raws:
         if _is_relevant(raw, reader.interest, reader.medications):
+            failures = len(reader.unreadable)
             fact = parse(raw)
+            if len(reader.unreadable) > failures:
+                return None
             if fact is not None:
                 out.append(fact)
     return tuple(out)
@@ -504,10 +519,15 @@ def build_record(
         "medicationStatements": reader.medication_statement,
         "medicationDispenses": reader.medication_dispense,
     }
+    unreadable_keys = set()
     for key in _MED_KEYS:
         got = _collect(reader, data.get(key), parsers[key])
         if got is not None:
             meds = (meds or []) + list(got)
+        elif key in data:
+            # This source is unknown (record.has(key) is False): kinds that infer an absence from it say unknown,
+            # while the sources that were read still show what they show (e.g. an active order).
+            unreadable_keys.add(key)
 
     specialties = None
     for key in ("user", "practitionerRoles"):
@@ -516,18 +536,24 @@ def build_record(
             roles = [r for r in raws if r.get("resourceType") == "PractitionerRole"]
             specialties = (specialties or ()) + tuple(c for r in roles for c in reader.specialties(r))
 
-    supplied = frozenset(k for k, v in data.items() if v is not None)
+    conditions = _collect(reader, data.get("conditions"), reader.condition)
+    observations = _collect(reader, data.get("observations"), reader.observation)
+    coverages = _collect(reader, data.get("coverage"), reader.coverage)
+    for key, facts in (("conditions", conditions), ("observations", observations), ("coverage", coverages)):
+        if facts is None:
+            unreadable_keys.add(key)
+    supplied = frozenset(k for k, v in data.items() if v is not None) - unreadable_keys
     return PatientRecord(
         patient_ref=f"Patient/{patient_id}",
         as_of=as_of,
         birth_date=birth,
         sex=sex,
-        conditions=_collect(reader, data.get("conditions"), reader.condition),
-        observations=_collect(reader, data.get("observations"), reader.observation),
+        conditions=conditions,
+        observations=observations,
         medications=tuple(meds) if meds is not None else None,
         drafts=tuple(drafts),
         specialties=specialties,
-        coverages=_collect(reader, data.get("coverage"), reader.coverage),
+        coverages=coverages,
         supplied=supplied,
         unreadable=tuple(reader.unreadable),
     )
