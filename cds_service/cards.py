@@ -96,8 +96,8 @@ def detail(evaluation: Evaluation) -> str:
                  and not _in_exclusions(evaluation, e)]
         if unmet:
             lines += ["", "**Not met**"] + [_line(e, e.evidence) for e in unmet]
-        unknown = [e for e in evaluation.unknown_leaves() if _relevant(evaluation, e)
-                   and not _in_exclusions(evaluation, e)]
+        # Unknown exclusion rows are listed too: an exclusion the record cannot rule out needs documenting.
+        unknown = [e for e in evaluation.unknown_leaves() if _relevant(evaluation, e)]
         if unknown:
             lines += ["", "**Documentation needed**"] + [_line(e, e.missing) for e in unknown]
     if evaluation.referral is not None and evaluation.referral.referral:

@@ -118,12 +118,23 @@ def evaluate_order(policy: Policy, record: PatientRecord, order: MedicationFact,
         referral.referral = _first_referral(tracer, clause)
     if exclusion is not None:
         decision = Decision.NOT_COVERED
+    elif status is Status.MET and _exclusion_undecided(tracer, policy):
+        # An exclusion the record cannot rule out (e.g. no recent neutrophil count) is never silently passed:
+        # the request needs documentation before it can be called met.
+        decision = Decision.DOCUMENTATION_NEEDED
     else:
         decision = {Status.MET: Decision.CRITERIA_MET, Status.NOT_MET: Decision.CRITERIA_NOT_MET,
                     Status.UNKNOWN: Decision.DOCUMENTATION_NEEDED}[status]
     return Evaluation(policy=policy, order=order, phase=phase, phase_reason=why, decision=decision,
                       trace=tracer.entries, recognised_by=recognised_by, exclusion=exclusion, referral=referral,
                       not_addressed=_indications_all_not_met(tracer), unreadable=record.unreadable)
+
+
+def _exclusion_undecided(tracer: Tracer, policy: Policy) -> bool:
+    """True when an exclusion leaf (referral rows aside, which never decide) is unknown."""
+    roots = set(policy.decision.get("exclusions", ()))
+    return any(e.status is Status.UNKNOWN and e.criterion.is_leaf and e.criterion.kind != "referral"
+               and roots & {e.id, *policy.ancestors(e.id)} for e in tracer.entries)
 
 
 def _first_referral(tracer: Tracer, clause: str) -> dict[str, Any] | None:
