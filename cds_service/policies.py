@@ -25,7 +25,8 @@ from .record import normalise_code
 from .terminology import DrugGroup, ValueSet
 
 # Params whose string values name a value set, and those that name a drug group of the same file.
-VALUE_SET_KEYS = frozenset({"valueSet", "valueSets", "vague", "conflicting", "extentValueSets", "stageValueSet"})
+VALUE_SET_KEYS = frozenset({"valueSet", "valueSets", "vague", "conflicting", "contradictedBy", "extentValueSets",
+                            "stageValueSet"})
 DRUG_KEYS = frozenset({"drug", "drugs", "all", "any", "absent"})
 # Vital signs every dose clause may read (clauses.md §0.5.1): always kept when screening observations.
 VITAL_SIGN_LOINC = ("29463-7", "3141-9", "8302-2", "3137-7", "8277-6", "3140-1")

@@ -7,7 +7,8 @@ from ...dosing import given_doses
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
-from ..status import Result
+from ..status import Result, Status
+from .documentation import answered
 from .medications import received_before
 
 REGIMEN_GAP_DAYS = 14  # clauses.md §0.5.10: agents started within 14 days form one regimen
@@ -55,7 +56,15 @@ def count_prior_lines(ctx: EvalContext, drug_names: list[str]) -> tuple[int, lis
                                      "medicationDispenses"))
 def evaluate_line(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `drugs` (the disease's antineoplastic agents), `minPrior` (≥ n prior lines: met when counted,
-    never not-met from absence) and/or `maxPrior` (not-met when more prior lines are on record)."""
+    never not-met from absence) and/or `maxPrior` (not-met when more prior lines are on record). An
+    otherwise unknown count is decided by a documentation answer (clauses.md §0.5.10: "a lower count is documented")."""
+    result = _line_from_record(criterion, ctx)
+    if result.status is Status.UNKNOWN:
+        return answered(criterion, ctx) or result
+    return result
+
+
+def _line_from_record(criterion: Criterion, ctx: EvalContext) -> Result:
     p = criterion.params
     if ctx.record.medications is None:
         return Result.unknown("prior lines of therapy (medication history could not be read)")

@@ -9,7 +9,8 @@ from ...record import Code
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
-from ..status import Result
+from ..status import Result, Status
+from .documentation import answered
 from .labs import describe, observations_in, qualitative
 
 
@@ -44,17 +45,33 @@ def _extent(params: Mapping[str, Any], ctx: EvalContext, coded: list[tuple[str, 
 
 @leaf_kind("diagnosis", reads=("conditions", "observations"))
 def evaluate_diagnosis(criterion: Criterion, ctx: EvalContext) -> Result:
-    """params: `valueSets` (met), `vague` (a less specific code: unknown), `extent` (a required extent
-    of disease: metastases or stage, else unknown), `lab` (a molecular subtype read from an Observation),
-    `absentIs` ("unknown" where only documentation can make the clause not met)."""
-    p = criterion.params
+    """params: `valueSets` (met), `vague` (a less specific code: unknown), `conflicting` (a specific
+    conflicting subtype: not met when no code of the clause is present, even beside a vague code),
+    `contradictedBy` (codes that make a hit doubtful: unknown), `extent` (a required extent of disease:
+    metastases or stage, else unknown), `lab` (a molecular subtype read from an Observation), `absentIs`
+    ("unknown" where only documentation can make the clause not met). An otherwise unknown clause is
+    decided by a documentation answer (clauses.md §0.4: "met: ... or documented")."""
+    result = _from_record(criterion.params, ctx)
+    if result.status is Status.UNKNOWN:
+        return answered(criterion, ctx) or result
+    return result
+
+
+def _from_record(p: Mapping[str, Any], ctx: EvalContext) -> Result:
     label = " or ".join(ctx.value_set(n).text for n in p["valueSets"])
     if ctx.record.conditions is None and not ctx.order.reason_codes:
         return Result.unknown(f"diagnosis: {label} (conditions could not be read)")
     coded = _coded(ctx)
     hits = _hits(coded, ctx, p["valueSets"])
     if hits:
+        doubt = _hits(coded, ctx, p.get("contradictedBy", []))
+        if doubt:
+            # e.g. PPMS coded beside RRMS or SPMS (clauses.md III.B): the record contradicts itself.
+            return Result.unknown(f"which diagnosis is current: {label} or {', '.join(doubt)}", evidence=hits + doubt)
         return _qualify(p, ctx, coded, hits, label)
+    conflicts = _hits(coded, ctx, p.get("conflicting", []))
+    if conflicts:
+        return Result.not_met(f"no {label} diagnosis on record", *(f"{c} is on record instead" for c in conflicts))
     vague = _hits(coded, ctx, p.get("vague", []))
     if vague:
         return Result.unknown(f"a specific diagnosis: {label}", evidence=[f"only {v} is on record" for v in vague])

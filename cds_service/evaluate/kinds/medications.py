@@ -10,7 +10,8 @@ from ...terminology import DrugGroup
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
-from ..status import Result
+from ..status import Result, Status
+from .documentation import answered
 
 _MED_KEYS = ("medicationRequests", "medicationAdministrations", "medicationStatements", "medicationDispenses")
 PARTNER_WINDOW_DAYS = 28
@@ -113,6 +114,13 @@ def evaluate_prior(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `any` (drug groups, one suffices), `mode` received | failed | refractory, and for
     refractory `progression` (value sets whose diagnosis documents progression). Not-met comes only
     from a documentation answer: absence from an EHR history is not proof."""
+    result = _prior_from_record(criterion, ctx)
+    if result.status is Status.UNKNOWN:
+        return answered(criterion, ctx) or result
+    return result
+
+
+def _prior_from_record(criterion: Criterion, ctx: EvalContext) -> Result:
     groups = _any_drugs(criterion, ctx)
     names = " or ".join(g.display for g in groups)
     if not any(ctx.record.has(k) for k in _MED_KEYS):
