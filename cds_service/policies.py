@@ -172,6 +172,10 @@ def compile_policy(data: Mapping[str, Any], file: str) -> Policy:
     _check_decision(data, roots, file)
     nodes = {n.id: n for root in roots.values() for n in root.walk()}
     parents = {child.id: n.id for n in nodes.values() for child in n.children}
+    for phase in ("initial", "continued"):
+        for clause in data["decision"][phase].get("alsoEvaluateUnlessMet", ()):
+            if clause not in nodes:
+                raise PolicyFileError(file, f"$.decision.{phase}.alsoEvaluateUnlessMet", f"unknown clause {clause!r}")
     for node in nodes.values():
         if node.derived is not None and node.derived["negates"] not in nodes:
             raise PolicyFileError(file, f"{node.path}.derived", f"negates unknown clause {node.derived['negates']!r}")

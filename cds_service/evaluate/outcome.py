@@ -93,7 +93,8 @@ def evaluate_order(policy: Policy, record: PatientRecord, order: MedicationFact,
     tracer = Tracer(ctx)
     status = _run_phase(tracer, policy, phase)
     other = policy.decision[phase].get("alsoEvaluate")
-    if other and status is not Status.MET:
+    receiving = policy.decision[phase].get("alsoEvaluateUnlessMet", ())
+    if other and status is not Status.MET and not _any_met(tracer, receiving):
         # A patient on the drug elsewhere (continued, receiving not shown) may still meet the initial criteria.
         alt = Tracer(EvalContext(record=record, order=order, policy=policy, phase="initial", memo=ctx.memo))
         alt_status = _run_phase(alt, policy, "initial")
@@ -124,6 +125,12 @@ def evaluate_order(policy: Policy, record: PatientRecord, order: MedicationFact,
     return Evaluation(policy=policy, order=order, phase=phase, phase_reason=why, decision=decision,
                       trace=tracer.entries, recognised_by=recognised_by, exclusion=exclusion, referral=referral,
                       not_addressed=_indications_all_not_met(tracer), unreadable=record.unreadable)
+
+
+def _any_met(tracer: Tracer, clause_ids) -> bool:
+    """True when one of the clauses was evaluated and met (clauses.md note 1: the better path is looked for
+    only when the receiving clause II.x.1 is not met, never for a patient who fails the response criteria)."""
+    return any(tracer.by_id[c].status is Status.MET for c in clause_ids if c in tracer.by_id)
 
 
 def _first_referral(tracer: Tracer, clause: str) -> dict[str, Any] | None:
