@@ -1,12 +1,13 @@
 """The CDS Hooks protocol: discovery and the two services. Protocol errors only; no clinical logic here."""
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from flask import Blueprint, current_app, jsonify, request
 
 from .discovery import SERVICES, discovery_document
-from .errors import InvalidRequest, UnknownService
+from .errors import InvalidRequest, PayloadTooLarge, UnknownService
 from .hook_request import parse_hook_request
 from .service import answer_hook
 from .state import service_state
@@ -14,16 +15,55 @@ from .state import service_state
 bp = Blueprint("cds_hooks", __name__)
 
 
+MAX_DEPTH = 64  # FHIR resources nest about 15 deep; deeper is an attack on the parser or the validators
+
+
+class _NotANumber(ValueError):
+    """NaN, Infinity or an out-of-range float: not a JSON number (RFC 8259)."""
+
+
+def _reject_constant(name: str) -> float:
+    raise _NotANumber(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotANumber(f"{text} is out of range")
+    return value
+
+
+def _too_deep(body: object) -> bool:
+    """True when the document nests deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def json_body() -> object:
-    """The decoded request body, or InvalidRequest naming why it is not JSON."""
-    if request.content_length is not None and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]:
-        from .errors import PayloadTooLarge
-        raise PayloadTooLarge(f"The request body is over the {current_app.config['MAX_CONTENT_LENGTH']} byte limit")
-    body = request.get_json(silent=True, force=True)
-    if body is None:
-        raw = request.get_data(cache=True)
-        raise InvalidRequest("The request body is empty" if not raw.strip() else "The request body is not valid JSON",
-                             "$")
+    """The decoded request body, or InvalidRequest naming why it is not (standard, finite, shallow) JSON."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The request body is over the {limit} byte limit")
+    raw = request.get_data(cache=True)  # werkzeug stops a chunked body at the same limit (413)
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty", "$")
+    try:
+        # NaN, Infinity and 1e400 would poison dose arithmetic; the JSON standard has none of them.
+        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+    except _NotANumber as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", "$") from None
+    except RecursionError:
+        raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels", "$") from None
+    except ValueError:
+        raise InvalidRequest("The request body is not valid JSON", "$") from None
+    if _too_deep(body):
+        raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels", "$")
     return body
 
 
