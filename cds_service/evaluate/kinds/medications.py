@@ -9,6 +9,7 @@ from ...record import MedicationFact
 from ...terminology import DrugGroup
 from ..context import EvalContext
 from ..criterion import Criterion
+from ..phase import lookback_days
 from ..registry import leaf_kind
 from ..status import Result, Status
 from .documentation import answered
@@ -143,8 +144,8 @@ def _prior_from_record(criterion: Criterion, ctx: EvalContext) -> Result:
 
 
 def _lookback(ctx: EvalContext, criterion: Criterion) -> int:
-    return int(criterion.params.get("lookbackDays") or ctx.memo.get("lookback_days") or
-               ctx.policy.phase_rules["defaultLookbackDays"])
+    """The clause's own lookback, else the phase lookback by indication (computed when phase selection did not)."""
+    return int(criterion.params.get("lookbackDays") or ctx.memo.get("lookback_days") or lookback_days(ctx))
 
 
 def recent_use(ctx: EvalContext, drug: DrugGroup, days: int, sources: Iterable[str]) -> MedicationFact | None:
