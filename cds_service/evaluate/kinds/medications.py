@@ -100,7 +100,8 @@ def evaluate_absent(criterion: Criterion, ctx: EvalContext) -> Result:
     for med in current:
         for group in groups:
             if group.matches(med):
-                return Result.not_met(f"{med.ref}: {group.display} is prescribed ({med.source}, {med.status})")
+                drug = f"{med.text} ({group.display})" if med.text else group.display
+                return Result.not_met(f"{med.ref}: {drug} is prescribed ({med.source}, {med.status})")
     if not (ctx.record.has("medicationRequests") or ctx.record.has("medicationStatements")):
         return Result.unknown("current medication list (active orders and statements)")
     return Result.met("none of the listed drugs is prescribed now")
