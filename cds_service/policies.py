@@ -193,12 +193,27 @@ def compile_policy(data: Mapping[str, Any], file: str) -> Policy:
     )
 
 
+# Libraries already checked, by the files' names, sizes and modification times: schema-checking a policy file
+# takes about a quarter of a second, and an app built again from unchanged files (tests build hundreds) need not
+# pay it twice. A library is never changed after loading.
+_CHECKED: dict[tuple, PolicyLibrary] = {}
+
+
 def load_policies(cards_dir: str | Path) -> PolicyLibrary:
     """Load and check every policy file; the first problem found stops the service from starting."""
-    library = PolicyLibrary()
     files = sorted(Path(cards_dir).glob("*.json"))
     if not files:
         raise PolicyFileError(str(cards_dir), "$", "no policy files found")
+    key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _CHECKED:
+        _CHECKED.clear()
+        _CHECKED[key] = _load(files)
+    return _CHECKED[key]
+
+
+def _load(files: list[Path]) -> PolicyLibrary:
+    """Check and compile the files into one library (routing codes unique across them)."""
+    library = PolicyLibrary()
     for path in files:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
