@@ -26,20 +26,41 @@ _OUTCOME = {
 _DOSE_UNITS = {"mg/m2": "mg/m²"}
 
 
-def _relevant(evaluation: Evaluation, entry: TraceEntry) -> bool:
-    """Show a failing clause only on the path that matters: no met ancestor (an alternative already
-    satisfied it) and no ancestor branch whose indication the patient does not have."""
+def _ruled_out(evaluation: Evaluation, entry: TraceEntry) -> bool:
+    """True when the clause lies on a branch whose indication the patient does not have (the indication row
+    itself included): an ANLL patient's card says nothing about the prostate or MS branches."""
     policy = evaluation.policy
     by_id = {e.id: e for e in evaluation.trace}
     for ancestor in policy.ancestors(entry.id):
-        anc = by_id.get(ancestor)
-        if anc is not None and anc.status is Status.MET:
-            return False
         for child in policy.nodes[ancestor].children:
-            if child.role == "indication" and child.id != entry.id and by_id.get(child.id) is not None \
+            if child.role == "indication" and by_id.get(child.id) is not None \
                     and by_id[child.id].status is Status.NOT_MET:
-                return False
-    return True
+                return True
+    return False
+
+
+def _relevant(evaluation: Evaluation, entry: TraceEntry) -> bool:
+    """Show a failing clause only on the path that matters: no met ancestor (an alternative already
+    satisfied it) and no ancestor branch whose indication the patient does not have."""
+    by_id = {e.id: e for e in evaluation.trace}
+    if any(by_id.get(a) is not None and by_id[a].status is Status.MET for a in evaluation.policy.ancestors(entry.id)):
+        return False
+    return not _ruled_out(evaluation, entry)
+
+
+def breaches(evaluation: Evaluation) -> list[TraceEntry]:
+    """Dose caps the order breaches on the patient's own branch, reported whatever the outcome (clauses.md §0.6),
+    even where a literature alternative keeps the parent unknown or met. When no branch's indication is met,
+    each distinct cap is said once."""
+    if not evaluation.not_addressed:
+        return [e for e in evaluation.breaches if not _ruled_out(evaluation, e)]
+    seen, out = set(), []
+    for entry in evaluation.breaches:
+        key = (entry.breach["cap"], entry.breach["unit"], entry.breach["per"])
+        if key not in seen:
+            seen.add(key)
+            out.append(entry)
+    return out
 
 
 def _line(entry: TraceEntry, detail: list[str]) -> str:
@@ -61,13 +82,21 @@ def _breach_phrase(entry: TraceEntry) -> str:
     return phrase
 
 
+def _exclusion_rows(evaluation: Evaluation) -> list[TraceEntry]:
+    """The met leaves that make the exclusion apply (e.g. III.B, not the III group), else the exclusion itself."""
+    root = evaluation.exclusion
+    met = [e for e in evaluation.trace if e.status is Status.MET and e.criterion.is_leaf
+           and root.id in [e.id, *evaluation.policy.ancestors(e.id)]]
+    return met or [root]
+
+
 def summary(evaluation: Evaluation) -> str:
     """One line under 140 characters naming the drug and the outcome."""
     drug = evaluation.policy.own_drug.display.capitalize()
     phrase, _ = _OUTCOME[evaluation.decision]
     if evaluation.decision is Decision.NOT_COVERED and evaluation.exclusion is not None:
-        phrase = f"not covered ({evaluation.exclusion.criterion.text})"
-    elif evaluation.breaches and evaluation.decision is not Decision.CRITERIA_MET:
+        phrase = f"not covered ({_exclusion_rows(evaluation)[0].criterion.text})"
+    elif breaches(evaluation) and evaluation.decision is not Decision.CRITERIA_MET:
         phrase = "dose exceeds the policy cap; " + phrase
     text = f"{drug}: {phrase} ({evaluation.policy.number})"
     return text if len(text) < 140 else text[:136].rstrip() + "..."
@@ -82,12 +111,10 @@ def detail(evaluation: Evaluation) -> str:
     if evaluation.recognised_by == "name":
         lines.append("The order was recognised by the drug's name (no routed code).")
     if evaluation.exclusion is not None:
-        met = [e for e in evaluation.trace if e.status is Status.MET and e.criterion.is_leaf
-               and evaluation.exclusion.id in [e.id, *policy.ancestors(e.id)]]
-        lines += ["", "**Not covered**"] + [_line(e, e.evidence) for e in met or [evaluation.exclusion]]
-    breaches = evaluation.breaches
-    if breaches:
-        lines += ["", "**Dose caps breached**"] + [_line(e, [_breach_phrase(e)]) for e in breaches]
+        lines += ["", "**Not covered**"] + [_line(e, e.evidence) for e in _exclusion_rows(evaluation)]
+    breached = breaches(evaluation)
+    if breached:
+        lines += ["", "**Dose caps breached**"] + [_line(e, [_breach_phrase(e)]) for e in breached]
     if evaluation.not_addressed and evaluation.decision is Decision.CRITERIA_NOT_MET:
         lines += ["", "The requested use is not addressed by this policy (no covered diagnosis on record)."]
     else:
@@ -108,7 +135,11 @@ def detail(evaluation: Evaluation) -> str:
 
 
 def _in_exclusions(evaluation: Evaluation, entry: TraceEntry) -> bool:
-    roots = [*evaluation.policy.decision.get("exclusions", ()), *evaluation.policy.decision.get("scope", ())]
+    """True for rows of the exclusion, scope and referral roots: they are reported in their own sections."""
+    decision = evaluation.policy.decision
+    roots = [*decision.get("exclusions", ()), *decision.get("scope", ()),
+             *(block["referral"] for block in (decision.get("initial", {}), decision.get("continued", {}))
+               if block.get("referral"))]
     chain = [entry.id, *evaluation.policy.ancestors(entry.id)]
     return any(r in chain for r in roots)
 
@@ -135,10 +166,11 @@ def _with_dose(resource: Mapping[str, Any], dose: Mapping[str, Any]) -> dict[str
 def suggestions(evaluation: Evaluation, raw_order: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Actions that fix the order: the dose every breached cap allows, and missing partner drugs."""
     out = []
-    doses = [e.breach["suggestedDose"] for e in evaluation.breaches if e.breach.get("suggestedDose")]
+    breached = breaches(evaluation)
+    doses = [e.breach["suggestedDose"] for e in breached if e.breach.get("suggestedDose")]
     if doses and raw_order is not None:
         dose = min(doses, key=lambda d: d["value"])
-        ids = ", ".join(e.id for e in evaluation.breaches)
+        ids = ", ".join(e.id for e in breached)
         unit = _DOSE_UNITS.get(dose["unit"], dose["unit"])
         out.append({
             "label": f"Change the dose to {dose['value']:g} {unit} ({evaluation.policy.number} {ids})",
@@ -181,7 +213,7 @@ def _new_order(spec: Mapping[str, Any], evaluation: Evaluation) -> dict[str, Any
 def render_card(evaluation: Evaluation, raw_order: Mapping[str, Any] | None, questionnaire_url: str | None) -> dict:
     """The one summary card of an evaluated order, with its trace in `extension` (contract §5)."""
     _, indicator = _OUTCOME[evaluation.decision]
-    if evaluation.breaches and indicator == "info":
+    if breaches(evaluation) and indicator == "info":
         indicator = "warning"
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),

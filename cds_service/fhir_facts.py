@@ -435,8 +435,10 @@ _LOB_WORDS = {
     "hmo": "commercial", "medicare": "medicare",
 }
 # HL7 v3 ActCode / X12 source-of-payment typology codes that name a line of business outright.
+# HIP ("health insurance plan policy") is left out: it covers marketplace and employer plans alike, so the class
+# or plan name decides.
 _LOB_CODES = {"SUBSIDIZ": "medicaid", "MCPOL": "medicaid", "1": "medicare", "2": "medicaid", "5": "commercial",
-              "51": "commercial", "EHCPOL": "commercial", "HIP": "commercial"}
+              "51": "commercial", "EHCPOL": "commercial"}
 
 
 def _line_of_business(res: Any) -> str | None:

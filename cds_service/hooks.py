@@ -19,17 +19,38 @@ from .state import service_state
 bp = Blueprint("cds_hooks", __name__)
 
 
-def _not_json(constant: str) -> None:
-    """NaN and Infinity are Python's extension, not JSON: no dose or lab value may be one."""
-    raise ValueError(f"{constant} is not JSON")
+MAX_DEPTH = 64  # FHIR resources nest about 15 deep; deeper is an attack on the parser or the validators
+
+
+class _NotANumber(ValueError):
+    """NaN, Infinity or an out-of-range float: not a JSON number (RFC 8259)."""
+
+
+def _reject_constant(name: str) -> float:
+    raise _NotANumber(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotANumber(f"{text} is out of range")
+    return value
+
+
+def _too_deep(body: object) -> bool:
+    """True when the document nests deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def json_body() -> object:
-    """The decoded request body, or InvalidRequest naming why it is not JSON (PayloadTooLarge past the limit).
-
-    The body is read through Werkzeug's limited stream, so a chunked body with no Content-Length
-    is cut off at the limit too, not buffered whole.
-    """
+    """The decoded request body, or InvalidRequest naming why it is not (standard, finite, shallow) JSON."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The request body is over the {limit} byte limit")
@@ -43,9 +64,17 @@ def json_body() -> object:
     if not raw.strip():
         raise InvalidRequest("The request body is empty", "$")
     try:
-        return json.loads(raw, parse_constant=_not_json)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidRequest("The request body is not valid JSON", "$") from exc
+        # NaN, Infinity and 1e400 would poison dose arithmetic; the JSON standard has none of them.
+        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+    except _NotANumber as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", "$") from None
+    except RecursionError:
+        raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels", "$") from None
+    except ValueError:
+        raise InvalidRequest("The request body is not valid JSON", "$") from None
+    if _too_deep(body):
+        raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels", "$")
+    return body
 
 
 @bp.get("/cds-services")

@@ -25,7 +25,8 @@ from .record import normalise_code
 from .terminology import DrugGroup, ValueSet
 
 # Params whose string values name a value set, and those that name a drug group of the same file.
-VALUE_SET_KEYS = frozenset({"valueSet", "valueSets", "vague", "conflicting", "extentValueSets", "stageValueSet"})
+VALUE_SET_KEYS = frozenset({"valueSet", "valueSets", "vague", "conflicting", "contradictedBy", "extentValueSets",
+                            "stageValueSet"})
 DRUG_KEYS = frozenset({"drug", "drugs", "all", "any", "absent"})
 # Vital signs every dose clause may read (clauses.md §0.5.1): always kept when screening observations.
 VITAL_SIGN_LOINC = ("29463-7", "3141-9", "8302-2", "3137-7", "8277-6", "3140-1")
@@ -171,6 +172,10 @@ def compile_policy(data: Mapping[str, Any], file: str) -> Policy:
     _check_decision(data, roots, file)
     nodes = {n.id: n for root in roots.values() for n in root.walk()}
     parents = {child.id: n.id for n in nodes.values() for child in n.children}
+    for phase in ("initial", "continued"):
+        for clause in data["decision"][phase].get("alsoEvaluateUnlessMet", ()):
+            if clause not in nodes:
+                raise PolicyFileError(file, f"$.decision.{phase}.alsoEvaluateUnlessMet", f"unknown clause {clause!r}")
     for node in nodes.values():
         if node.derived is not None and node.derived["negates"] not in nodes:
             raise PolicyFileError(file, f"{node.path}.derived", f"negates unknown clause {node.derived['negates']!r}")

@@ -6,7 +6,8 @@ import pytest
 from cds_service.fhir_facts import resource_problem
 from cds_service.policies import load_policies
 from cds_service.questionnaire import ORIGIN_EXTENSION
-from fixtures.generate.mitoxantrone import ms_order, ms_request
+from fixtures.generate.mitoxantrone import ms_request
+from fixtures.generate.mitoxantrone import order as ms_order
 from tests.builders import coverage
 from tests.conftest import ROOT
 

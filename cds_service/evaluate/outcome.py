@@ -93,7 +93,8 @@ def evaluate_order(policy: Policy, record: PatientRecord, order: MedicationFact,
     tracer = Tracer(ctx)
     status = _run_phase(tracer, policy, phase)
     other = policy.decision[phase].get("alsoEvaluate")
-    if other and status is not Status.MET:
+    receiving = policy.decision[phase].get("alsoEvaluateUnlessMet", ())
+    if other and status is not Status.MET and not _any_met(tracer, receiving):
         # A patient on the drug elsewhere (continued, receiving not shown) may still meet the initial criteria.
         alt = Tracer(EvalContext(record=record, order=order, policy=policy, phase="initial", memo=ctx.memo))
         alt_status = _run_phase(alt, policy, "initial")
@@ -135,6 +136,12 @@ def _exclusion_undecided(tracer: Tracer, policy: Policy) -> bool:
     roots = set(policy.decision.get("exclusions", ()))
     return any(e.status is Status.UNKNOWN and e.criterion.is_leaf and e.criterion.kind != "referral"
                and roots & {e.id, *policy.ancestors(e.id)} for e in tracer.entries)
+
+
+def _any_met(tracer: Tracer, clause_ids) -> bool:
+    """True when one of the clauses was evaluated and met (clauses.md note 1: the better path is looked for
+    only when the receiving clause II.x.1 is not met, never for a patient who fails the response criteria)."""
+    return any(tracer.by_id[c].status is Status.MET for c in clause_ids if c in tracer.by_id)
 
 
 def _first_referral(tracer: Tracer, clause: str) -> dict[str, Any] | None:

@@ -66,6 +66,10 @@ def _diagnosis(p: Mapping[str, Any], ctx: EvalContext) -> Result:
     coded = _coded(ctx)
     hits = _hits(coded, ctx, p["valueSets"])
     if hits:
+        doubt = _hits(coded, ctx, p.get("contradictedBy", []))
+        if doubt:
+            # e.g. PPMS coded beside RRMS or SPMS (clauses.md III.B): the record contradicts itself.
+            return Result.unknown(f"which diagnosis is current: {label} or {', '.join(doubt)}", evidence=hits + doubt)
         return _qualify(p, ctx, coded, hits, label)
     conflicting = _hits(coded, ctx, p.get("conflicting", []))
     if conflicting:

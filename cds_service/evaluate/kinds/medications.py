@@ -9,6 +9,7 @@ from ...record import MedicationFact
 from ...terminology import DrugGroup
 from ..context import EvalContext
 from ..criterion import Criterion
+from ..phase import lookback_days
 from ..registry import leaf_kind
 from ..status import Result
 from .documentation import or_answered
@@ -119,7 +120,8 @@ def evaluate_absent(criterion: Criterion, ctx: EvalContext) -> Result:
     for med in current:
         for group in groups:
             if group.matches(med):
-                return Result.not_met(f"{med.ref}: {group.display} is prescribed ({med.source}, {med.status})")
+                drug = f"{med.text} ({group.display})" if med.text else group.display
+                return Result.not_met(f"{med.ref}: {drug} is prescribed ({med.source}, {med.status})")
     if not (ctx.record.has("medicationRequests") and ctx.record.has("medicationStatements")):
         return Result.unknown("current medication list (active orders and statements)")
     return Result.met("none of the listed drugs is prescribed now")
@@ -216,8 +218,8 @@ def _prior_all(criterion: Criterion, ctx: EvalContext) -> Result:
 
 
 def _lookback(ctx: EvalContext, criterion: Criterion) -> int:
-    return int(criterion.params.get("lookbackDays") or ctx.memo.get("lookback_days") or
-               ctx.policy.phase_rules["defaultLookbackDays"])
+    """The clause's own lookback, else the phase lookback by indication (computed when phase selection did not)."""
+    return int(criterion.params.get("lookbackDays") or ctx.memo.get("lookback_days") or lookback_days(ctx))
 
 
 def recent_use(ctx: EvalContext, drug: DrugGroup, days: int, sources: Iterable[str]) -> MedicationFact | None:
