@@ -123,8 +123,10 @@ def detail(evaluation: Evaluation) -> str:
                  and not _in_exclusions(evaluation, e)]
         if unmet:
             lines += ["", "**Not met**"] + [_line(e, e.evidence) for e in unmet]
-        # Unknown exclusion rows are listed too: an exclusion the record cannot rule out needs documenting.
-        unknown = [e for e in evaluation.unknown_leaves() if _relevant(evaluation, e)]
+        # Unknown exclusion rows are listed too (an exclusion the record cannot rule out needs documenting);
+        # referral and scope rows are not questions for the prescriber.
+        unknown = [e for e in evaluation.unknown_leaves() if _relevant(evaluation, e)
+                   and not _in_exclusions(evaluation, e, include_exclusions=False)]
         if unknown:
             lines += ["", "**Documentation needed**"] + [_line(e, e.missing) for e in unknown]
     if evaluation.referral is not None and evaluation.referral.referral:
@@ -134,10 +136,10 @@ def detail(evaluation: Evaluation) -> str:
     return "\n".join(lines)
 
 
-def _in_exclusions(evaluation: Evaluation, entry: TraceEntry) -> bool:
+def _in_exclusions(evaluation: Evaluation, entry: TraceEntry, include_exclusions: bool = True) -> bool:
     """True for rows of the exclusion, scope and referral roots: they are reported in their own sections."""
     decision = evaluation.policy.decision
-    roots = [*decision.get("exclusions", ()), *decision.get("scope", ()),
+    roots = [*(decision.get("exclusions", ()) if include_exclusions else ()), *decision.get("scope", ()),
              *(block["referral"] for block in (decision.get("initial", {}), decision.get("continued", {}))
                if block.get("referral"))]
     chain = [entry.id, *evaluation.policy.ancestors(entry.id)]
