@@ -37,6 +37,23 @@ class Measurement:
     def throughput(self) -> float:
         return self.requests / self.duration_s if self.duration_s else 0.0
 
+    @classmethod
+    def combine(cls, runs: list[Measurement]) -> Measurement:
+        """Rounds of one app as one: each percentile the median of the rounds' (one noisy round cannot move it),
+        throughput all requests over all time."""
+        def median(values: list[float]) -> float:
+            ordered = sorted(values)
+            mid = len(ordered) // 2
+            return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+        errors: dict[str, int] = {}
+        for run in runs:
+            for kind, count in run.errors.items():
+                errors[kind] = errors.get(kind, 0) + count
+        return cls(runs[0].tool, sum(r.requests for r in runs), sum(r.duration_s for r in runs),
+                   median([r.p50_ms for r in runs]), median([r.p95_ms for r in runs]),
+                   median([r.p99_ms for r in runs]), errors)
+
     def as_dict(self) -> dict:
         return {**asdict(self), "throughput": round(self.throughput, 2)}
 

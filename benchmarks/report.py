@@ -75,7 +75,8 @@ def markdown(results: dict[str, Any]) -> str:
                         for policy, by_size in meta.get("answers", {}).items())
     lines.append(f"The mix rotates over one request per policy. Answers: {answers}.")
     lines.append("")
-    lines.append(f"{meta['loadgen']}, {meta['connections']} connections, {meta['duration_s']:g} s per run after "
+    lines.append(f"{meta['loadgen']}, {meta['connections']} connections, {meta['duration_s']:g} s per app and size in "
+                 f"{meta.get('rounds', 1)} interleaved rounds (percentiles: median of the rounds) after "
                  f"{meta['warmup_s']:g} s warm-up; gunicorn {meta['workers']} sync workers per app; "
                  f"{meta['cpus']} CPUs; policies in cards/: {', '.join(meta['policies_loaded'])}; "
                  f"commit {meta['commit']}.")

@@ -2,7 +2,7 @@
 
 Starts both apps with the same gunicorn settings, generates order-sign requests for records of each size and
 each of the five policies, drives each app with wrk (or the Python fallback) and writes
-benchmarks/results/benchmark.{md,json,png}. About 20 s per record size with the defaults.
+benchmarks/results/benchmark.{md,json,png}. About 30 s per record size with the defaults.
 """
 from __future__ import annotations
 
@@ -100,11 +100,31 @@ def check_answers(base: str, bodies: dict[int, list[Path]]) -> dict[str, dict[st
     return seen
 
 
-def measure(base: str, bodies: list[Path], args: argparse.Namespace, duration_s: float | None = None) -> Measurement:
+def measure_size(size: int, paths: list[Path], answered: dict[str, dict[str, Any]], bare: str, service: str,
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """Both apps on one record size, in interleaved rounds so a noisy neighbour hits both alike.
+
+    Each round runs the bare endpoint, the service on the mix of the five policies, then the service on each
+    policy that answers with a card alone (the mix hides a full evaluation behind orders no policy covers yet).
+    """
     run = run_wrk if args.loadgen == "wrk" else run_python
-    if args.warmup > 0:
-        run(base, SERVICE_PATH, bodies, args.warmup, args.connections)
-    return run(base, SERVICE_PATH, bodies, duration_s or args.duration, args.connections)
+    carded = [p for p in paths if answered[p.stem.rsplit("-", 1)[0]][str(size)] != NO_CARD]
+    targets: list[tuple[str, str, list[Path]]] = [("bare", bare, paths), ("service", service, paths)]
+    targets += [(p.stem.rsplit("-", 1)[0], service, [p]) for p in carded]
+    slices: dict[str, list[Measurement]] = {name: [] for name, *_ in targets}
+    for _name, base, bodies in targets:
+        if args.warmup > 0:
+            run(base, SERVICE_PATH, bodies, args.warmup, args.connections)
+    for _ in range(args.rounds):
+        for name, base, bodies in targets:
+            slices[name].append(run(base, SERVICE_PATH, bodies, args.duration / args.rounds, args.connections))
+    combined = {name: Measurement.combine(runs).as_dict() for name, runs in slices.items()}
+    row: dict[str, Any] = {"size": size, "body_bytes": round(sum(p.stat().st_size for p in paths) / len(paths)),
+                           "bare": combined.pop("bare"), "service": combined.pop("service"), "per_policy": combined}
+    for name, m in [("bare", row["bare"]), ("service", row["service"]), *combined.items()]:
+        print(f"{size:>6} {name:<12} p50 {m['p50_ms']:8.1f} ms  p99 {m['p99_ms']:8.1f} ms  "
+              f"{m['throughput']:7.1f} req/s", flush=True)
+    return row
 
 
 def _commit() -> str:
@@ -122,8 +142,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=SIZES,
                         help="record sizes, comma-separated (default: %(default)s)")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per app and size")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load before each run")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per app and size (all rounds)")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds the duration is split into")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load per app and size")
     parser.add_argument("--connections", type=int, default=WORKERS, help="concurrent connections (closed loop)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -145,27 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         service = stack.enter_context(gunicorn("cds_service:create_app()", service_env, work / "service.log"))
         bare = stack.enter_context(gunicorn("benchmarks.bare_app:create_app()", {}, work / "bare.log"))
         answered = check_answers(service, bodies)
-        rows = []
-        for size in args.sizes:
-            row: dict[str, Any] = {"size": size, "body_bytes": round(sum(p.stat().st_size for p in bodies[size])
-                                                                      / len(bodies[size]))}
-            for name, base in (("bare", bare), ("service", service)):
-                row[name] = measure(base, bodies[size], args).as_dict()
-                print(f"{size:>6} {name:<8} p50 {row[name]['p50_ms']:8.1f} ms  p99 {row[name]['p99_ms']:8.1f} ms  "
-                      f"{row[name]['throughput']:7.1f} req/s", flush=True)
-            carded = [path for path in bodies[size] if answered[path.stem.rsplit("-", 1)[0]][str(size)] != NO_CARD]
-            row["per_policy"] = {}
-            for path in carded:
-                # One policy's requests alone: the mix hides a full evaluation behind orders no policy covers yet.
-                policy = path.stem.rsplit("-", 1)[0]
-                row["per_policy"][policy] = measure(service, [path], args, args.duration / 2).as_dict()
-                print(f"{size:>6} {policy:<12} p50 {row['per_policy'][policy]['p50_ms']:8.1f} ms  "
-                      f"p99 {row['per_policy'][policy]['p99_ms']:8.1f} ms", flush=True)
-            rows.append(row)
+        rows = [measure_size(size, bodies[size], answered, bare, service, args) for size in args.sizes]
     loaded = sorted(p.stem for p in (ROOT / "cards").glob("*.json"))
     results = {
         "meta": {"loadgen": args.loadgen, "connections": args.connections, "duration_s": args.duration,
-                 "warmup_s": args.warmup, "workers": WORKERS, "cpus": os.cpu_count(), "commit": _commit(),
+                 "rounds": args.rounds, "warmup_s": args.warmup, "workers": WORKERS, "cpus": os.cpu_count(),
+                 "commit": _commit(),
                  "policies": [p.policy for p in PROFILES], "policies_loaded": loaded, "answers": answered,
                  "command": "make bench"},
         "rows": rows,

@@ -1,0 +1,52 @@
+"""`python -m benchmarks.profile --policy mitoxantrone --size 5000`: where one hook call spends its time.
+
+Runs the app in-process (Flask test client, no gunicorn) on one generated request, repeated, under
+pyinstrument, and prints the call tree plus the CPU time per call (CPU time, unlike wall time, barely moves
+when the machine is shared).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from cds_service import create_app
+
+from .records import PROFILE_BY_POLICY, TODAY, order_sign_request
+from .run import SERVICE_PATH
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
+    parser.add_argument("--policy", default="mitoxantrone", choices=sorted(PROFILE_BY_POLICY))
+    parser.add_argument("--size", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--no-profile", action="store_true", help="only the CPU time per call")
+    args = parser.parse_args(argv)
+    body = json.dumps(order_sign_request(PROFILE_BY_POLICY[args.policy], args.size)).encode()
+    client = create_app({"CDS_TODAY": TODAY.isoformat()}).test_client()
+
+    def call() -> None:
+        response = client.post(SERVICE_PATH, data=body, content_type="application/json")
+        assert response.status_code == 200, response.get_data(as_text=True)[:500]
+
+    call()  # warm caches, as the benchmark's warm-up does
+    started = time.process_time()
+    for _ in range(args.repeat):
+        call()
+    per_call_ms = (time.process_time() - started) * 1000 / args.repeat
+    print(f"{args.policy}, {args.size} resources, {len(body) / 1024:,.0f} KB: {per_call_ms:.1f} ms CPU per call")
+    if not args.no_profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
+        with profiler:
+            for _ in range(args.repeat):
+                call()
+        print(profiler.output_text(unicode=True, color=False, short_mode=False, show_all=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
