@@ -9,6 +9,7 @@ become unknown.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -53,24 +54,37 @@ _MED_KEYS = ("medicationRequests", "medicationAdministrations", "medicationState
 class Interest:
     """What the loaded policies can read: codes (normalised, by alias) and drug names.
 
-    Built once at start-up from `cards/`; used to skip resources no policy reads.
+    Built once at start-up from `cards/`; used to skip resources no policy reads. `compile()` turns the
+    names and prefixes into one regex and one tuple, so screening a resource costs a few set lookups and one
+    regex search instead of a substring test per drug name.
     """
 
     codes: set[tuple[str, str]] = field(default_factory=set)
     icd_prefixes: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
+    _prefixes: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _names: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def compile(self) -> Interest:
+        """Freeze the matchers; call it after the last update (load_policies does)."""
+        self._prefixes = tuple(sorted(self.icd_prefixes))
+        words = sorted((re.escape(n.lower()) for n in self.names), key=len, reverse=True)
+        self._names = re.compile("|".join(words)) if words else None
+        return self
 
     def wants_codes(self, codings: Iterable[tuple[str, str]]) -> bool:
+        prefixes = self._prefixes if self._prefixes is not None else self.compile()._prefixes
         for alias, code in codings:
             if (alias, code) in self.codes:
                 return True
-            if alias == "icd10cm" and any(code.startswith(p) for p in self.icd_prefixes):
+            if alias == "icd10cm" and prefixes and code.startswith(prefixes):
                 return True
         return False
 
     def wants_text(self, text: str) -> bool:
-        low = text.lower()
-        return any(name in low for name in self.names)
+        if self._names is None and self._prefixes is None:
+            self.compile()
+        return bool(text) and self._names is not None and self._names.search(text.lower()) is not None
 
 
 # --- raw screening ---------------------------------------------------------------------------
@@ -116,12 +130,12 @@ def _resolve_medication(reference: str, resource: Mapping, medications: Mapping[
 def _is_relevant(resource: Mapping, interest: Interest, medications: Mapping[str, Mapping]) -> bool:
     rtype = resource.get("resourceType")
     if rtype in ("Condition", "Observation", "Procedure"):
-        concept = resource.get("code")
-    elif rtype in ("MedicationRequest", "MedicationAdministration", "MedicationStatement", "MedicationDispense"):
+        # Value sets match these by code only; the names policies know are drug names.
+        return interest.wants_codes(_raw_codings(resource.get("code")))
+    if rtype in ("MedicationRequest", "MedicationAdministration", "MedicationStatement", "MedicationDispense"):
         concept = _raw_med_concept(resource, medications)
-    else:
-        return True
-    return interest.wants_codes(_raw_codings(concept)) or interest.wants_text(_raw_texts(concept))
+        return interest.wants_codes(_raw_codings(concept)) or interest.wants_text(_raw_texts(concept))
+    return True
 
 
 # --- model helpers ---------------------------------------------------------------------------

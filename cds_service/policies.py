@@ -212,6 +212,7 @@ def load_policies(cards_dir: str | Path) -> PolicyLibrary:
         _add_interest(library.interest, policy)
     for loinc in VITAL_SIGN_LOINC:
         library.interest.codes.add(("loinc", loinc))
+    library.interest.compile()
     return library
 
 
