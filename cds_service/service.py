@@ -52,7 +52,9 @@ def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, ti
     keys = sorted({k for r in routed for k in r.policy.reads} | {"coverage"})
     gathered = gather(request, keys, timeout_s)
     medications = {**gathered.medications, **draft_meds}
-    record = build_record(request.patient_id, gathered.data, drafts, medications, library.interest, today,
+    # Only what the routed policies read is validated: the cost follows their data, not the record's size.
+    interest = library.interest_for(r.policy.key for r in routed)
+    record = build_record(request.patient_id, gathered.data, drafts, medications, interest, today,
                           [*draft_unreadable, *gathered.unreadable])
     if answers is not None:
         record.answers = answers(request.patient_id, sorted({r.policy.key for r in routed}))

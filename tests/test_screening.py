@@ -32,3 +32,32 @@ def test_drug_names_screen_medications_only():
 def test_an_interest_used_before_compile_compiles_itself():
     interest = Interest(names={"mitoxantrone"})
     assert _is_relevant(med_request("m1", concept("rxnorm", "1", "Mitoxantrone 2 mg/mL")), interest, {})
+
+
+def _library_with_a_second_policy(tmp_path):
+    """mitoxantrone.json plus a copy, `other`, routed by another code and reading ALT (LOINC 1742-6)."""
+    import json
+
+    from cds_service.policies import load_policies
+    from tests.conftest import ROOT
+
+    data = json.loads((ROOT / "cards" / "mitoxantrone.json").read_text())
+    (tmp_path / "mitoxantrone.json").write_text(json.dumps(data))
+    data["policy"] = "other"
+    data["drug"] = {"display": "otherdrug", "names": ["otherdrug"], "codes": [{"system": "rxnorm", "code": "999999"}]}
+    data["valueSets"]["alt"] = {"text": "ALT", "codes": [{"system": "loinc", "code": "1742-6"}]}
+    (tmp_path / "other.json").write_text(json.dumps(data))
+    return load_policies(tmp_path)
+
+
+def test_a_call_screens_with_what_its_routed_policies_read(tmp_path):
+    library = _library_with_a_second_policy(tmp_path)
+    alt = observation("o-alt", "loinc", "1742-6", "2026-01-01", 30, "U/L")
+    weight = observation("o-w", "loinc", "29463-7", "2026-01-01", 70, "kg")
+    assert not _is_relevant(alt, library.interest_for(["mitoxantrone"]), {})
+    assert _is_relevant(alt, library.interest_for(["other"]), {})
+    assert _is_relevant(alt, library.interest_for(["mitoxantrone", "other"]), {})
+    assert _is_relevant(alt, library.interest, {})
+    assert _is_relevant(weight, library.interest_for(["mitoxantrone"]), {})  # vital signs: every dose clause
+    assert not _is_relevant(med_request("m", concept("rxnorm", "1", "otherdrug 5 mg")),
+                            library.interest_for(["mitoxantrone"]), {})
