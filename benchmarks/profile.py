@@ -1,8 +1,8 @@
 """`python -m benchmarks.profile --policy mitoxantrone --size 5000`: where one hook call spends its time.
 
 Runs the app in-process (Flask test client, no gunicorn) on one generated request, repeated, under
-pyinstrument, and prints the call tree plus the CPU time per call (CPU time, unlike wall time, barely moves
-when the machine is shared).
+pyinstrument, and prints the call tree, the CPU time per call and the number of Python function calls per call
+(a deterministic measure of work: on a shared machine even CPU time moves by 30% between runs).
 """
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     costs.sort()
     print(f"{args.policy}, {args.size} resources, {len(body) / 1024:,.0f} KB: CPU per call "
           f"median {costs[len(costs) // 2]:.1f} ms, min {costs[0]:.1f} ms")
+    import cProfile
+    import pstats
+
+    counter = cProfile.Profile()
+    counter.runcall(call)
+    calls = pstats.Stats(counter).total_calls  # deterministic: the same work gives the same count on any machine
+    print(f"  Python function calls per call: {calls:,}")
     if not args.no_profile:
         from pyinstrument import Profiler
 
