@@ -2,9 +2,9 @@
 
 Resources are first screened on their raw JSON against what the policies read (`Interest`): a
 2,000-resource record is mostly vital signs and labs no policy asks for, and validating them all
-would cost hundreds of milliseconds. What survives is validated with the R4B models; a resource
-that fails validation is dropped and named in `unreadable`, so only the facts it would give
-become unknown.
+would cost hundreds of milliseconds. What survives is validated with the R4B models, on the
+elements facts are read from (`READS`) plus those R4 requires; a resource that fails validation
+is dropped and named in `unreadable`, so only the facts it would give become unknown.
 """
 from __future__ import annotations
 
@@ -257,6 +257,50 @@ def _strength_mg(med: Mapping | None) -> float | None:
 
 # --- per resource type -----------------------------------------------------------------------
 
+_MED = ("medicationCodeableConcept", "medicationReference")
+# The top-level elements the readers below take facts from (tests/test_fhir_facts_reads.py keeps this honest).
+# Only these, and what R4 requires, are validated: the FHIR models check every element in Python, so a
+# resource's meta, category, subject, encounter or performer cost as much as its facts, for nothing.
+READS: dict[str, frozenset[str]] = {
+    "Condition": frozenset({"id", "clinicalStatus", "verificationStatus", "code", "onsetDateTime", "recordedDate"}),
+    "Observation": frozenset({"id", "status", "code", "effectiveDateTime", "effectivePeriod", "issued",
+                              "valueQuantity", "valueCodeableConcept", "valueString", "interpretation",
+                              "referenceRange"}),
+    "MedicationRequest": frozenset({"id", "status", *_MED, "dosageInstruction", "dispenseRequest", "authoredOn",
+                                    "reasonCode", "groupIdentifier", "priorPrescription", "requester"}),
+    "MedicationAdministration": frozenset({"id", "status", *_MED, "effectiveDateTime", "effectivePeriod", "dosage"}),
+    "MedicationStatement": frozenset({"id", "status", *_MED, "effectivePeriod", "effectiveDateTime",
+                                      "dateAsserted", "dosage"}),
+    "MedicationDispense": frozenset({"id", "status", *_MED, "whenHandedOver", "whenPrepared", "daysSupply",
+                                     "dosageInstruction", "quantity"}),
+    "Coverage": frozenset({"id", "status", "period", "payor", "type", "class"}),
+    "Patient": frozenset({"id", "birthDate", "gender"}),
+    "PractitionerRole": frozenset({"id", "specialty", "code"}),
+}
+
+
+def _required(model: type) -> frozenset[str]:
+    """Elements R4 requires of a model (1..1, or one of a required choice), by their JSON names."""
+    out = set()
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if info.is_required() or extra.get("element_required") or extra.get("one_of_many_required"):
+            out.add(info.alias or name)
+    return frozenset(out)
+
+
+_KEEP: dict[type, frozenset[str]] = {}
+
+
+def _read_part(model: type, raw: Mapping) -> Mapping:
+    """The raw resource cut to what is read and required, with each kept primitive's `_name` extension."""
+    keep = _KEEP.get(model)
+    if keep is None:
+        read = READS[model.__name__]
+        keep = _KEEP[model] = frozenset({"resourceType", *read, *_required(model)} | {f"_{k}" for k in read})
+    return {k: v for k, v in raw.items() if k in keep}
+
+
 class _Reader:
     """Accumulates facts from raw resources for one request."""
 
@@ -267,7 +311,7 @@ class _Reader:
 
     def validate(self, model: type, raw: Mapping) -> Any | None:
         try:
-            return model.model_validate(raw)
+            return model.model_validate(_read_part(model, raw))
         except (ValidationError, ValueError, TypeError) as exc:
             self.unreadable.append(f"{raw.get('resourceType', 'resource')} could not be read ({_first_error(exc)})")
             return None
