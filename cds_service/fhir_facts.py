@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from fhir.resources.R4B.condition import Condition
@@ -89,13 +90,24 @@ class Interest:
 
 # --- raw screening ---------------------------------------------------------------------------
 
+# dict first: decoded JSON is made of dicts, and the Mapping ABC check alone costs more than the rest of screening.
+_MAPPING = (dict, Mapping)
+
+
+@lru_cache(maxsize=8192)
+def _coding_key(system: str | None, code: str) -> tuple[str, str]:
+    """(alias, normalised code): a long history repeats a few dozen codes thousands of times."""
+    alias = system_alias(system)
+    return alias, normalise_code(alias, code)
+
+
 def _raw_codings(concept: Any) -> list[tuple[str, str]]:
     out = []
-    if isinstance(concept, Mapping):
+    if isinstance(concept, _MAPPING):
         for coding in concept.get("coding") or ():
-            if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
-                alias = system_alias(coding.get("system") if isinstance(coding.get("system"), str) else None)
-                out.append((alias, normalise_code(alias, coding["code"])))
+            if isinstance(coding, _MAPPING) and isinstance(coding.get("code"), str):
+                system = coding.get("system")
+                out.append(_coding_key(system if isinstance(system, str) else None, coding["code"]))
     return out
 
 
