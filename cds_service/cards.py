@@ -30,7 +30,7 @@ def _relevant(evaluation: Evaluation, entry: TraceEntry) -> bool:
     """Show a failing clause only on the path that matters: no met ancestor (an alternative already
     satisfied it) and no ancestor branch whose indication the patient does not have."""
     policy = evaluation.policy
-    by_id = {e.id: e for e in evaluation.trace}
+    by_id = evaluation.by_id
     for ancestor in policy.ancestors(entry.id):
         anc = by_id.get(ancestor)
         if anc is not None and anc.status is Status.MET:
