@@ -80,6 +80,11 @@ def markdown(results: dict[str, Any]) -> str:
                  f"{meta['warmup_s']:g} s warm-up; gunicorn {meta['workers']} sync workers per app; "
                  f"{meta['cpus']} CPUs; policies in cards/: {', '.join(meta['policies_loaded'])}; "
                  f"commit {meta['commit']}.")
+    if "load_average" in meta:
+        before = meta["load_average"][0]
+        busy = " (other work shared the CPUs: absolute figures are inflated, ratios much less)" \
+            if before > 0.5 else ""
+        lines.append(f"Machine load average (1 min) before the run: {before:g}{busy}.")
     return "\n".join(lines) + "\n"
 
 

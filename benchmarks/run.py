@@ -158,6 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"load generator: {args.loadgen}; sizes {args.sizes}; {args.duration:g} s per run", flush=True)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         bodies = write_bodies(args.sizes, work)
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "meta": {"loadgen": args.loadgen, "connections": args.connections, "duration_s": args.duration,
                  "rounds": args.rounds, "warmup_s": args.warmup, "workers": WORKERS, "cpus": os.cpu_count(),
-                 "commit": _commit(),
+                 "commit": _commit(), "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                  "policies": [p.policy for p in PROFILES], "policies_loaded": loaded, "answers": answered,
                  "command": "make bench"},
         "rows": rows,
