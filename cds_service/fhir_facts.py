@@ -139,6 +139,12 @@ def _resolve_medication(reference: str, resource: Mapping, medications: Mapping[
     return medications.get(reference) or medications.get(reference.rsplit("/", 1)[-1])
 
 
+def raw_medication(resource: Mapping, medications: Mapping[str, Mapping]) -> tuple[list[tuple[str, str]], str]:
+    """(alias, code) pairs and text of a medication resource's drug, read from raw JSON without validating it."""
+    concept = _raw_med_concept(resource, medications)
+    return _raw_codings(concept), _raw_texts(concept)
+
+
 def _is_relevant(resource: Mapping, interest: Interest, medications: Mapping[str, Mapping]) -> bool:
     rtype = resource.get("resourceType")
     if rtype in ("Condition", "Observation", "Procedure"):

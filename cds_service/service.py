@@ -13,7 +13,7 @@ from .hook_request import HookRequest
 from .policies import PolicyLibrary
 from .prefetch import gather
 from .record import Answer
-from .routing import route
+from .routing import may_route, route
 
 AnswersLookup = Callable[[str, list[str]], dict[str, Answer]]
 
@@ -41,6 +41,8 @@ def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, ti
         return HookResult(empty, [])
     raw_drafts = request.draft_entries
     draft_meds = _medications_in(raw_drafts)
+    if not may_route(library, raw_drafts, draft_meds):
+        return HookResult(empty, [])
     drafts, draft_unreadable = read_drafts(raw_drafts, draft_meds)
     routed = route(library, drafts)
     if request.hook == "order-select" and request.selections:
