@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from .loadgen import Measurement, run_python, run_wrk, wrk_available
+from .readme_table import update_readme
 from .records import PROFILES, SIZES, TODAY, order_sign_request, record_size
 from .report import markdown, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_PATH = "/cds-services/prior-auth-order-sign"
 WORKERS = 2
+DEFAULT_OUT = ROOT / "benchmarks" / "results"
 NO_CARD = "no card"
 
 
@@ -147,7 +149,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load per app and size")
     parser.add_argument("--connections", type=int, default=WORKERS, help="concurrent connections (closed loop)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (README is updated only "
+                        "for the default one)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
     args = parser.parse_args(argv)
     if args.loadgen == "auto":
@@ -178,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     written = write_report(results, args.out, with_plot=not args.no_plot)
+    if args.out.resolve() == DEFAULT_OUT and update_readme(markdown(results)):
+        written.append(ROOT / "README.md")
     print(markdown(results))
     print("wrote " + ", ".join(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in written))
     return 0

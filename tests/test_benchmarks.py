@@ -95,3 +95,16 @@ def test_write_report_writes_table_json_and_plot(tmp_path):
     assert [p.name for p in written] == ["benchmark.json", "benchmark.md", "benchmark.png"]
     assert json.loads(written[0].read_text())["rows"][0]["size"] == 200
     assert written[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_readme_table_is_replaced_under_its_marker(tmp_path):
+    from benchmarks.readme_table import MARK, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"## Benchmarks\n\n{MARK}\n| old |\n\nold note\n\n![latency and ratios](x.png)\n\nafter\n")
+    assert update_readme("| new |\n", readme)
+    assert readme.read_text() == f"## Benchmarks\n\n{MARK}\n| new |\n\n![latency and ratios](x.png)\n\nafter\n"
+    other = tmp_path / "other.md"
+    other.write_text("no marker here\n")
+    assert not update_readme("| new |", other)
+    assert other.read_text() == "no marker here\n"
