@@ -19,5 +19,10 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
+# wrk (Debian package) drives the load; without it (not root, no apt) the benchmark falls back to a Python load generator.
 bench: install
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || \
+		echo "wrk could not be installed: using the Python load generator (see benchmarks/loadgen.py)"
 	$(BIN)/python -m benchmarks.run

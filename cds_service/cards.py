@@ -30,7 +30,7 @@ def _ruled_out(evaluation: Evaluation, entry: TraceEntry) -> bool:
     """True when the clause lies on a branch whose indication the patient does not have (the indication row
     itself included): an ANLL patient's card says nothing about the prostate or MS branches."""
     policy = evaluation.policy
-    by_id = {e.id: e for e in evaluation.trace}
+    by_id = evaluation.by_id
     for ancestor in policy.ancestors(entry.id):
         for child in policy.nodes[ancestor].children:
             if child.role == "indication" and by_id.get(child.id) is not None \

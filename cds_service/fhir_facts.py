@@ -2,16 +2,18 @@
 
 Resources are first screened on their raw JSON against what the policies read (`Interest`): a
 2,000-resource record is mostly vital signs and labs no policy asks for, and validating them all
-would cost hundreds of milliseconds. What survives is validated with the R4B models; a resource
-that fails validation is dropped and named in `unreadable`, so only the facts it would give
-become unknown.
+would cost hundreds of milliseconds. What survives is validated with the R4B models, on the
+elements facts are read from (`READS`) plus those R4 requires; a resource that fails validation
+is dropped and named in `unreadable`, so only the facts it would give become unknown.
 """
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from fhir.resources.R4B.condition import Condition
@@ -56,35 +58,59 @@ _MED_KEYS = ("medicationRequests", "medicationAdministrations", "medicationState
 class Interest:
     """What the loaded policies can read: codes (normalised, by alias) and drug names.
 
-    Built once at start-up from `cards/`; used to skip resources no policy reads.
+    Built once at start-up from `cards/`; used to skip resources no policy reads. `compile()` turns the
+    names and prefixes into one regex and one tuple, so screening a resource costs a few set lookups and one
+    regex search instead of a substring test per drug name.
     """
 
     codes: set[tuple[str, str]] = field(default_factory=set)
     icd_prefixes: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
+    _prefixes: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _names: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def compile(self) -> Interest:
+        """Freeze the matchers; call it after the last update (load_policies does)."""
+        self._prefixes = tuple(sorted(self.icd_prefixes))
+        words = sorted((re.escape(n.lower()) for n in self.names), key=len, reverse=True)
+        self._names = re.compile("|".join(words)) if words else None
+        return self
 
     def wants_codes(self, codings: Iterable[tuple[str, str]]) -> bool:
+        prefixes = self._prefixes if self._prefixes is not None else self.compile()._prefixes
         for alias, code in codings:
             if (alias, code) in self.codes:
                 return True
-            if alias == "icd10cm" and any(code.startswith(p) for p in self.icd_prefixes):
+            if alias == "icd10cm" and prefixes and code.startswith(prefixes):
                 return True
         return False
 
     def wants_text(self, text: str) -> bool:
-        low = text.lower()
-        return any(name in low for name in self.names)
+        if self._names is None and self._prefixes is None:
+            self.compile()
+        return bool(text) and self._names is not None and self._names.search(text.lower()) is not None
 
 
 # --- raw screening ---------------------------------------------------------------------------
 
+# dict first: decoded JSON is made of dicts, and the Mapping ABC check alone costs more than the rest of screening.
+_MAPPING = (dict, Mapping)
+
+
+@lru_cache(maxsize=8192)
+def _coding_key(system: str | None, code: str) -> tuple[str, str]:
+    """(alias, normalised code): a long history repeats a few dozen codes thousands of times."""
+    alias = system_alias(system)
+    return alias, normalise_code(alias, code)
+
+
 def _raw_codings(concept: Any) -> list[tuple[str, str]]:
     out = []
-    if isinstance(concept, Mapping):
+    if isinstance(concept, _MAPPING):
         for coding in concept.get("coding") or ():
-            if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
-                alias = system_alias(coding.get("system") if isinstance(coding.get("system"), str) else None)
-                out.append((alias, normalise_code(alias, coding["code"])))
+            if isinstance(coding, _MAPPING) and isinstance(coding.get("code"), str):
+                system = coding.get("system")
+                out.append(_coding_key(system if isinstance(system, str) else None, coding["code"]))
     return out
 
 
@@ -116,17 +142,26 @@ def _resolve_medication(reference: str, resource: Mapping, medications: Mapping[
     return medications.get(reference) or medications.get(reference.rsplit("/", 1)[-1])
 
 
+def raw_medication(resource: Mapping, medications: Mapping[str, Mapping]) -> tuple[list[tuple[str, str]], str]:
+    """(alias, code) pairs and text of a medication resource's drug, read from raw JSON without validating it."""
+    concept = _raw_med_concept(resource, medications)
+    return _raw_codings(concept), _raw_texts(concept)
+
+
 def _is_relevant(resource: Mapping, interest: Interest, medications: Mapping[str, Mapping]) -> bool:
     rtype = resource.get("resourceType")
     if rtype in ("Condition", "Observation", "Procedure"):
         concept = resource.get("code")
-    elif rtype in ("MedicationRequest", "MedicationAdministration", "MedicationStatement", "MedicationDispense"):
+        if concept is not None and not _is_concept_shaped(concept):
+            return True  # what it codes cannot be told from the raw JSON: validation decides
+        # Value sets match these by code only; the names policies know are drug names.
+        return interest.wants_codes(_raw_codings(concept))
+    if rtype in ("MedicationRequest", "MedicationAdministration", "MedicationStatement", "MedicationDispense"):
         concept = _raw_med_concept(resource, medications)
-    else:
-        return True
-    if concept is not None and not _is_concept_shaped(concept):
-        return True  # what it codes cannot be told from the raw JSON: validation decides
-    return interest.wants_codes(_raw_codings(concept)) or interest.wants_text(_raw_texts(concept))
+        if concept is not None and not _is_concept_shaped(concept):
+            return True
+        return interest.wants_codes(_raw_codings(concept)) or interest.wants_text(_raw_texts(concept))
+    return True
 
 
 def _is_concept_shaped(concept: Any) -> bool:
@@ -253,6 +288,50 @@ def _strength_mg(med: Mapping | None) -> float | None:
 
 # --- per resource type -----------------------------------------------------------------------
 
+_MED = ("medicationCodeableConcept", "medicationReference")
+# The top-level elements the readers below take facts from (tests/test_fhir_facts_reads.py keeps this honest).
+# Only these, and what R4 requires, are validated: the FHIR models check every element in Python, so a
+# resource's meta, category, subject, encounter or performer cost as much as its facts, for nothing.
+READS: dict[str, frozenset[str]] = {
+    "Condition": frozenset({"id", "clinicalStatus", "verificationStatus", "code", "onsetDateTime", "recordedDate"}),
+    "Observation": frozenset({"id", "status", "code", "effectiveDateTime", "effectivePeriod", "issued",
+                              "valueQuantity", "valueCodeableConcept", "valueString", "interpretation",
+                              "referenceRange"}),
+    "MedicationRequest": frozenset({"id", "status", *_MED, "dosageInstruction", "dispenseRequest", "authoredOn",
+                                    "reasonCode", "groupIdentifier", "priorPrescription", "requester"}),
+    "MedicationAdministration": frozenset({"id", "status", *_MED, "effectiveDateTime", "effectivePeriod", "dosage"}),
+    "MedicationStatement": frozenset({"id", "status", *_MED, "effectivePeriod", "effectiveDateTime",
+                                      "dateAsserted", "dosage"}),
+    "MedicationDispense": frozenset({"id", "status", *_MED, "whenHandedOver", "whenPrepared", "daysSupply",
+                                     "dosageInstruction", "quantity"}),
+    "Coverage": frozenset({"id", "status", "period", "payor", "type", "class"}),
+    "Patient": frozenset({"id", "birthDate", "gender"}),
+    "PractitionerRole": frozenset({"id", "specialty", "code"}),
+}
+
+
+def _required(model: type) -> frozenset[str]:
+    """Elements R4 requires of a model (1..1, or one of a required choice), by their JSON names."""
+    out = set()
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if info.is_required() or extra.get("element_required") or extra.get("one_of_many_required"):
+            out.add(info.alias or name)
+    return frozenset(out)
+
+
+_KEEP: dict[type, frozenset[str]] = {}
+
+
+def _read_part(model: type, raw: Mapping) -> Mapping:
+    """The raw resource cut to what is read and required, with each kept primitive's `_name` extension."""
+    keep = _KEEP.get(model)
+    if keep is None:
+        read = READS[model.__name__]
+        keep = _KEEP[model] = frozenset({"resourceType", *read, *_required(model)} | {f"_{k}" for k in read})
+    return {k: v for k, v in raw.items() if k in keep}
+
+
 class _Reader:
     """Accumulates facts from raw resources for one request."""
 
@@ -263,7 +342,7 @@ class _Reader:
 
     def validate(self, model: type, raw: Mapping) -> Any | None:
         try:
-            return model.model_validate(raw)
+            return model.model_validate(_read_part(model, raw))
         except (ValidationError, ValueError, TypeError) as exc:
             self.unreadable.append(f"{raw.get('resourceType', 'resource')} could not be read ({_first_error(exc)})")
             return None

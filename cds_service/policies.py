@@ -7,7 +7,7 @@ drug the file does not define, or a drug code that two policies claim.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
@@ -56,6 +56,7 @@ class Policy:
     nodes: dict[str, Criterion]
     parents: dict[str, str] = field(default_factory=dict)
     reads: tuple[str, ...] = ()
+    interest: Interest = field(default_factory=Interest)  # the codes and drug names this policy can read
 
     def ancestors(self, clause_id: str) -> list[str]:
         """Clause ids above this one, nearest first."""
@@ -86,10 +87,23 @@ class Policy:
 class PolicyLibrary:
     policies: dict[str, Policy] = field(default_factory=dict)
     routing: dict[tuple[str, str], str] = field(default_factory=dict)
-    interest: Interest = field(default_factory=Interest)
+    interest: Interest = field(default_factory=Interest)  # what any policy can read
+    _interests: dict[frozenset[str], Interest] = field(default_factory=dict, init=False, repr=False)
 
     def __iter__(self) -> Iterator[Policy]:
         return iter(self.policies.values())
+
+    def interest_for(self, keys: Iterable[str]) -> Interest:
+        """What the named policies can read, so a call validates only their data (compiled once per set)."""
+        wanted = frozenset(keys)
+        if len(wanted) == 1:
+            return self.policies[next(iter(wanted))].interest
+        if wanted not in self._interests:
+            interest = Interest()
+            for key in wanted:
+                _merge_interest(interest, self.policies[key].interest)
+            self._interests[wanted] = interest.compile()
+        return self._interests[wanted]
 
 
 def _refs(params: Any, keys: frozenset[str]) -> Iterator[str]:
@@ -223,17 +237,27 @@ def _load(stamp: tuple[tuple[str, int, int], ...]) -> PolicyLibrary:
                 raise PolicyFileError(str(path), "$.drug.codes",
                                       f"code {key[1]} is routed by {library.routing[key]} too")
             library.routing[key] = policy.key
+        policy.interest = _policy_interest(policy)
         library.policies[policy.key] = policy
-        _add_interest(library.interest, policy)
-    for loinc in VITAL_SIGN_LOINC:
-        library.interest.codes.add(("loinc", loinc))
+        _merge_interest(library.interest, policy.interest)
+    library.interest.compile()
     return library
 
 
-def _add_interest(interest: Interest, policy: Policy) -> None:
+def _policy_interest(policy: Policy) -> Interest:
+    interest = Interest()
     for vs in policy.value_sets.values():
         interest.codes.update(vs.codes)
         interest.icd_prefixes.update(vs.prefixes)
     for group in [policy.own_drug, *policy.drugs.values()]:
         interest.codes.update(group.codes)
         interest.names.update(group.names)
+    for loinc in VITAL_SIGN_LOINC:
+        interest.codes.add(("loinc", loinc))
+    return interest.compile()
+
+
+def _merge_interest(into: Interest, other: Interest) -> None:
+    into.codes.update(other.codes)
+    into.icd_prefixes.update(other.icd_prefixes)
+    into.names.update(other.names)

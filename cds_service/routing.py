@@ -1,9 +1,11 @@
 """Recognising orders (contract §4): by a routed code first, else by the drug's name in the order's text."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from .fhir_facts import raw_medication
 from .policies import Policy, PolicyLibrary
 from .record import MedicationFact
 
@@ -13,6 +15,22 @@ class RoutedOrder:
     policy: Policy
     order: MedicationFact
     recognised_by: str  # "code" or "name"
+
+
+def may_route(library: PolicyLibrary, raw_drafts: Iterable[Mapping[str, Any]],
+              medications: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether any raw draft MedicationRequest carries a routed code or a policy drug's name.
+
+    Most orders an EHR signs are for drugs no policy covers; this answers them before any FHIR model is built.
+    False only when `route` would find nothing either (same codes, same names, read from the same JSON).
+    """
+    for raw in raw_drafts:
+        if raw.get("resourceType") != "MedicationRequest":
+            continue
+        codings, text = raw_medication(raw, medications)
+        if any(c in library.routing for c in codings) or any(p.own_drug.matches_name(text) for p in library):
+            return True
+    return False
 
 
 def route(library: PolicyLibrary, drafts: Iterable[MedicationFact]) -> list[RoutedOrder]:

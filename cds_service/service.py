@@ -14,7 +14,7 @@ from .hook_request import HookRequest
 from .policies import PolicyLibrary
 from .prefetch import gather
 from .record import Answer
-from .routing import route
+from .routing import may_route, route
 
 AnswersLookup = Callable[[str, list[str]], dict[str, Answer]]
 
@@ -43,6 +43,8 @@ def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, ti
         return HookResult(empty, [])
     raw_drafts = request.draft_entries
     draft_meds = _medications_in(raw_drafts)
+    if not may_route(library, raw_drafts, draft_meds):
+        return HookResult(empty, [])
     drafts, draft_unreadable = read_drafts(raw_drafts, draft_meds)
     routed = route(library, drafts)
     if request.hook == "order-select" and request.selections:
@@ -54,7 +56,9 @@ def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, ti
     keys = sorted({k for r in routed for k in r.policy.reads} | {"coverage"})
     gathered = gather(request, keys, timeout_s)
     medications = {**gathered.medications, **draft_meds}
-    record = build_record(request.patient_id, gathered.data, drafts, medications, library.interest, today,
+    # Only what the routed policies read is validated: the cost follows their data, not the record's size.
+    interest = library.interest_for(r.policy.key for r in routed)
+    record = build_record(request.patient_id, gathered.data, drafts, medications, interest, today,
                           [*draft_unreadable, *gathered.unreadable])
     if answers is not None:
         record.answers = answers(request.patient_id, sorted({r.policy.key for r in routed}))

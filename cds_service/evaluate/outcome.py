@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..record import MedicationFact, PatientRecord
@@ -41,6 +42,11 @@ class Evaluation:
     not_addressed: bool = False
     unreadable: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def by_id(self) -> dict[str, TraceEntry]:
+        """Trace entries by clause id, built once (the card renderer looks up ancestors of every entry)."""
+        return {e.id: e for e in self.trace}
 
     @property
     def breaches(self) -> list[TraceEntry]:
