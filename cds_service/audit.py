@@ -1,7 +1,7 @@
 """The audit trail: every hook call and the guidance given, kept under its hookInstance (CRD retention)."""
 from __future__ import annotations
 
-import copy
+import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -15,12 +15,20 @@ from .service import HookResult
 log = logging.getLogger(__name__)
 
 
-def _without_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The request as kept: the FHIR access token is a credential, never stored."""
-    kept = copy.deepcopy(dict(body))
+def kept_request(body: Mapping[str, Any], raw: bytes) -> dict[str, Any]:
+    """The request as kept: everything but the prefetched record, which is replaced by its keys and a digest.
+
+    The record is the EHR's copy of the chart (megabytes, and patient data the audit does not need to repeat); the
+    digest still proves which record an answer was given on. The FHIR access token is a credential, never stored.
+    """
+    kept = {k: v for k, v in body.items() if k != "prefetch"}
     auth = kept.get("fhirAuthorization")
-    if isinstance(auth, dict) and "access_token" in auth:
-        auth["access_token"] = "[not stored]"
+    if isinstance(auth, Mapping) and "access_token" in auth:
+        kept["fhirAuthorization"] = {**auth, "access_token": "[not stored]"}
+    prefetch = body.get("prefetch")
+    if isinstance(prefetch, Mapping):
+        kept["prefetchKeys"] = sorted(prefetch)
+    kept["bodySha256"] = hashlib.sha256(raw).hexdigest()
     return kept
 
 
@@ -30,12 +38,12 @@ def _is_coverage_action(action: Mapping[str, Any]) -> bool:
 
 
 def keep(store: Storage, service_id: str, raw_body: Mapping[str, Any], request: HookRequest,
-         result: HookResult) -> dict[str, Any]:
+         result: HookResult, raw: bytes = b"") -> dict[str, Any]:
     """Store the call and its answer; the body to send. If it cannot be stored, the coverage-information actions
     are withdrawn (their assertion ids would point at nothing) and the cards still go out."""
     try:
         store.record_hook_call(service=service_id, hook=request.hook, hook_instance=request.hook_instance,
-                               patient_id=request.patient_id, request=_without_secrets(raw_body),
+                               patient_id=request.patient_id, request=kept_request(raw_body, raw),
                                response=result.body, assertions=[a.row() for a in result.assertions])
         return result.body
     except StorageUnavailable:

@@ -57,6 +57,11 @@ def make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_conn, _record):
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # WAL: readers never wait for the writer, and a commit appends to the log instead of rewriting pages.
+            # synchronous=NORMAL keeps every committed row through a crash of the service; only a power loss can
+            # drop the last commits. PostgreSQL is the store for deployments that need more.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
         return engine
     connect_args = {"connect_timeout": 3} if url.startswith("postgresql") else {}

@@ -93,4 +93,4 @@ def call_service(service_id: str):
     result = answer_hook(hook_request, state.library, today=today, timeout_s=state.fhir_timeout_s,
                          base_url=state.base_url(), answers=state.answers)
     note_hook(hook_request.hook, hook_request.hook_instance, [e.decision.value for e in result.evaluations])
-    return jsonify(keep(storage(), service_id, body, hook_request, result))
+    return jsonify(keep(storage(), service_id, body, hook_request, result, request.get_data(cache=True)))
