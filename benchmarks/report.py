@@ -32,7 +32,9 @@ def target_checks(results: dict[str, Any]) -> list[tuple[str, float, bool]]:
         if size not in rows:
             continue
         value = ratios(rows[size])[metric]
-        met = value <= limit if sense == "max" else value >= limit
+        # A run in which the service answered nothing has a ratio of 0: that is a failure, never a met target.
+        answered = rows[size]["service"].get("requests", 0) > 0 and value > 0
+        met = answered and (value <= limit if sense == "max" else value >= limit)
         sign = "≤" if sense == "max" else "≥"
         checks.append((f"{size} resources: {metric.removesuffix('_ms')} ratio {sign} {limit:g}", value, met))
     return checks
