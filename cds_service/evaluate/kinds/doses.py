@@ -152,7 +152,7 @@ def undecided_max(ctx: EvalContext, params: Mapping[str, Any]) -> tuple[float, s
     return float(raised["max"]), f"whether {names} is taken (medications could not be read; cap {raised['max']:g})"
 
 
-@leaf_kind("dose_per_bsa", reads=_DOSE_READS)
+@leaf_kind("dose_per_bsa", reads=_DOSE_READS, modes=PER_DOSE_MODES)
 def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max` mg/m² for every single dose of the order, or a `mode` of PER_DOSE_MODES."""
     if "mode" in criterion.params:
@@ -171,7 +171,7 @@ def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
     return Result.met(*evidence)
 
 
-@leaf_kind("dose_per_interval", reads=_DOSE_READS + ("medicationDispenses",))
+@leaf_kind("dose_per_interval", reads=_DOSE_READS + ("medicationDispenses",), modes=INTERVAL_MODES)
 def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max`, `unit` (mg/m2 | mg), `window` {value, unit d|wk|mo}. Every rolling window (t − W, t]
     ending at a planned dose, history included, must stay within the cap (no grace days). `raisedBy`
