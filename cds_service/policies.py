@@ -1,7 +1,7 @@
 """The policy library: every file in cards/, validated and compiled once at start-up.
 
 A bad file stops the service from starting with the file, the JSON path and the reason: a
-schema violation, an unknown criterion kind, a duplicate clause id, a reference to a value set or
+schema violation, an unknown criterion kind or mode, a duplicate clause id, a reference to a value set or
 drug the file does not define, or a drug code that two policies claim.
 """
 from __future__ import annotations
@@ -136,7 +136,8 @@ def _check_node(node: Criterion, file: str, value_sets: Mapping, drugs: Mapping,
         raise PolicyFileError(file, f"{node.path}.derived", "a derived row cannot negate itself")
     if node.kind is not None and node.kind not in LEAF_KINDS:
         raise PolicyFileError(file, f"{node.path}.kind", f"unknown criterion kind {node.kind!r}")
-    for _, params, path in checks:
+    for kind, params, path in checks:
+        _check_mode(kind, params, file, path)
         for ref in _refs(params, VALUE_SET_KEYS):
             if ref not in value_sets:
                 raise PolicyFileError(file, f"{path}.params", f"unknown value set {ref!r}")
@@ -145,6 +146,20 @@ def _check_node(node: Criterion, file: str, value_sets: Mapping, drugs: Mapping,
                 raise PolicyFileError(file, f"{path}.params", f"unknown drug group {ref!r}")
     for child in node.children:
         _check_node(child, file, value_sets, drugs, seen)
+
+
+def _check_mode(kind: str | None, params: Mapping[str, Any], file: str, path: str) -> None:
+    """A `mode` the kind does not read would fail only when a request reaches the row: refuse it at load."""
+    spec = LEAF_KINDS.get(kind or "")
+    if spec is None or spec.modes is None:
+        return
+    known = ", ".join(sorted(spec.modes))
+    if "mode" not in params:
+        if spec.mode_required:
+            raise PolicyFileError(file, f"{path}.params", f"{kind} needs a mode (one of {known})")
+        return
+    if params["mode"] not in spec.modes:
+        raise PolicyFileError(file, f"{path}.params.mode", f"unknown {kind} mode {params['mode']!r} (one of {known})")
 
 
 def _check_decision(data: Mapping[str, Any], nodes: Mapping[str, Criterion], file: str) -> None:

@@ -46,3 +46,15 @@ def test_a_strong_inducer_raises_the_ceiling_to_60_mg_m2():
     rifampin = [med_statement("s-rif", concept("rxnorm", "9384", "rifampin"), "active", "2026-10-01")]
     ctx = context("ixabepilone", order(130), observations=LARGE, medicationStatements=rifampin)
     assert run("bsa_cap", CAP, ctx).status is Status.MET  # 130 ≤ 60 × 2.2 = 132
+
+
+def test_unreadable_medications_leave_a_dose_the_inducer_would_allow_unknown():
+    # No medication data: a strong inducer (ceiling 132 mg) cannot be ruled out, so 110 mg asks rather than denies;
+    # 140 mg is above even the raised ceiling and stays not met.
+    no_meds = {k: None for k in ("medicationRequests", "medicationStatements", "medicationAdministrations",
+                                 "medicationDispenses")}
+    assert run("bsa_cap", CAP, context("ixabepilone", order(110), observations=LARGE, **no_meds)).status \
+        is Status.UNKNOWN
+    assert run("bsa_cap", CAP, context("ixabepilone", order(140), observations=LARGE, **no_meds)).status \
+        is Status.NOT_MET
+    assert run("bsa_cap", CAP, context("ixabepilone", order(110), observations=LARGE)).status is Status.NOT_MET

@@ -94,3 +94,14 @@ def test_a_named_drug_raises_an_interval_cap_and_a_premedication_steroid_does_no
         is Status.MET
     assert run("dose_per_interval", cap, context("ixabepilone", ixa(60), medicationStatements=dex)).status \
         is Status.NOT_MET
+
+
+def test_unreadable_medications_leave_a_dose_the_raising_drug_would_allow_unknown():
+    cap = {"max": 40, "unit": "mg/m2", "window": {"value": 21, "unit": "d"},
+           "raisedBy": {"any": ["strong_cyp3a4_inducer"], "max": 60}}
+    no_meds = {k: None for k in ("medicationRequests", "medicationStatements", "medicationAdministrations",
+                                 "medicationDispenses")}
+    within = run("dose_per_interval", cap, context("ixabepilone", ixa(50), **no_meds))
+    assert within.status is Status.UNKNOWN and any("CYP3A4 inducer" in m for m in within.missing)
+    assert run("dose_per_interval", cap, context("ixabepilone", ixa(65), **no_meds)).status is Status.NOT_MET
+    assert run("dose_per_interval", cap, context("ixabepilone", ixa(50))).status is Status.NOT_MET

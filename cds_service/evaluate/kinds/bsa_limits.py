@@ -12,7 +12,7 @@ from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result
-from .doses import MG_PER_M2, PER_DOSE_MODES, amount, current_bsa, effective_max
+from .doses import MG_PER_M2, PER_DOSE_MODES, amount, current_bsa, effective_max, undecided_max
 
 _READS = ("observations", "patient", "medicationRequests", "medicationAdministrations", "medicationStatements",
           "medicationDispenses")
@@ -33,7 +33,7 @@ def evaluate_bsa_cap(criterion: Criterion, ctx: EvalContext) -> Result:
         return Result.met(f"BSA {bsa.value:g} m2 is within {max_bsa:g} m2: the cap does not bind", *notes)
     ceiling = per_m2 * max_bsa
     capped = f"{per_m2:g} mg/m2 × {max_bsa:g} m2 = {ceiling:.1f} mg"
-    evidence = []
+    evidence, undecided = [], undecided_max(ctx, p)
     for dose in expand_order(ctx.order, ctx.order_date).doses:
         q = dose.quantity
         if q is None:
@@ -47,6 +47,8 @@ def evaluate_bsa_cap(criterion: Criterion, ctx: EvalContext) -> Result:
         mg, _ = amount(ctx, q, "mg")
         if mg is None:
             return Result.unknown(f"a dose convertible to mg (got {q.unit or 'no unit'})")
+        if mg > ceiling + 1e-9 and undecided and mg <= undecided[0] * max_bsa + 1e-9:
+            return Result.unknown(undecided[1], evidence=[f"ordered {mg:g} mg > {capped}", *notes])
         if mg > ceiling + 1e-9:
             # Above max × maxBsa no BSA can allow the dose, so an unknown BSA still decides.
             breach = {"cap": round(ceiling, 1), "unit": "mg", "per": "dose", "value": round(mg, 2),

@@ -19,7 +19,7 @@ REGIMEN_GAP_DAYS = 14  # clauses.md §0.5.10: agents started within 14 days form
 DURATION_MODES: dict[str, Callable[[Criterion, EvalContext], Result]] = {}
 
 
-@leaf_kind("therapy_duration", reads=("medicationAdministrations",))
+@leaf_kind("therapy_duration", reads=("medicationAdministrations",), modes=DURATION_MODES)
 def evaluate_duration(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `lessThanDays` or `atLeastDays` since the first recorded administration of `drug`,
     or a `mode` of DURATION_MODES."""

@@ -142,7 +142,17 @@ def effective_max(ctx: EvalContext, params: Mapping[str, Any]) -> tuple[float, s
     return float(params["max"]), ""
 
 
-@leaf_kind("dose_per_bsa", reads=_DOSE_READS)
+def undecided_max(ctx: EvalContext, params: Mapping[str, Any]) -> tuple[float, str] | None:
+    """The `raisedBy` cap when medication data could not be read, so the raising drug cannot be ruled out
+    (clauses.md §5 note 2): a dose above `max` but within it is unknown, never not met. None otherwise."""
+    raised = params.get("raisedBy")
+    if not raised or ctx.record.medications is not None:
+        return None
+    names = " or ".join(ctx.drug(n).display for n in raised["any"])
+    return float(raised["max"]), f"whether {names} is taken (medications could not be read; cap {raised['max']:g})"
+
+
+@leaf_kind("dose_per_bsa", reads=_DOSE_READS, modes=PER_DOSE_MODES)
 def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max` mg/m² for every single dose of the order, or a `mode` of PER_DOSE_MODES."""
     if "mode" in criterion.params:
@@ -161,7 +171,7 @@ def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
     return Result.met(*evidence)
 
 
-@leaf_kind("dose_per_interval", reads=_DOSE_READS + ("medicationDispenses",))
+@leaf_kind("dose_per_interval", reads=_DOSE_READS + ("medicationDispenses",), modes=INTERVAL_MODES)
 def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `max`, `unit` (mg/m2 | mg), `window` {value, unit d|wk|mo}. Every rolling window (t − W, t]
     ending at a planned dose, history included, must stay within the cap (no grace days). `raisedBy`
@@ -198,6 +208,9 @@ def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result
     window = f"{w_value:g} {'months' if w_unit == 'mo' else 'weeks' if w_unit == 'wk' else 'days'}"
     said = f"{_fmt(worst_sum)} {unit} in the {window} ending {worst_day} (cap {_fmt(cap)} {unit})"
     evidence = [said, *notes] + ([schedule.note] if schedule.note else []) + ([raised] if raised else [])
+    undecided = undecided_max(ctx, p)
+    if worst_sum > cap + 1e-9 and undecided and worst_sum <= undecided[0] + 1e-9:
+        return Result.unknown(undecided[1], evidence=evidence)
     if worst_sum > cap + 1e-9:
         breach = {"cap": cap, "unit": unit, "per": window, "value": round(worst_sum, 2),
                   "suggestedDose": suggested_dose(ctx, headroom, unit)}

@@ -104,7 +104,7 @@ def _vs_baseline(params: Mapping[str, Any], ctx: EvalContext, criterion: Criteri
 LAB_MODES = {"qualitative": _qualitative, "numeric": _numeric, "vs_baseline": _vs_baseline}
 
 
-@leaf_kind("lab_threshold", reads=("observations",))
+@leaf_kind("lab_threshold", reads=("observations",), modes=LAB_MODES, mode_required=True)
 def evaluate_lab(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `mode` (one of LAB_MODES), `valueSet`, and the mode's own fields."""
     if ctx.record.observations is None:

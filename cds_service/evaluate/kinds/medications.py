@@ -131,7 +131,11 @@ def _any_drugs(criterion: Criterion, ctx: EvalContext) -> list[DrugGroup]:
     return [ctx.drug(n) for n in criterion.params["any"]]
 
 
-@leaf_kind("prior_medication", reads=_MED_KEYS + ("conditions",))
+# How a prior drug counts (clauses.md §0.4 prior_medication); without a mode, received.
+PRIOR_MODES = ("received", "failed", "refractory", "relapse")
+
+
+@leaf_kind("prior_medication", reads=_MED_KEYS + ("conditions",), modes=PRIOR_MODES)
 def evaluate_prior(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `any` (drug groups, one suffices) or `all` (each must be on record), `mode` received | failed |
     refractory | relapse, and for these two `progression` (value sets whose diagnosis documents progression) with an
