@@ -26,6 +26,18 @@ IMPOSSIBLE_BY_KIND: dict[str, frozenset[str]] = {
     "referral": frozenset({MET, NOT_MET}),  # names where a request goes, never decides
 }
 
+
+def impossible(node: Mapping[str, Any]) -> frozenset[str]:
+    """The statuses a leaf can never give: by kind, except where one of its params changes that."""
+    kind, params = node["kind"], node.get("params", {})
+    if kind == "referral" and "redirect" in params:
+        return frozenset({MET, UNKNOWN})  # a request the row forbids (no re-authorization): always not met
+    if kind == "concurrent_medication" and (params.get("notMetIfEnded") or params.get("absentIsNotMet")):
+        return frozenset()  # positive evidence the partner ended, or is not taken where the row tests use
+    if kind == "documentation" and params.get("anyAnswer"):
+        return frozenset({NOT_MET})  # either answer documents the status the row asks for
+    return IMPOSSIBLE_BY_KIND.get(kind, frozenset())
+
 # Policies whose fixtures do not yet pin every (clause, status) pair this inventory derives: listed here so the gap
 # stays visible in every run (xfail) until their scenarios close it; remove a policy once it passes.
 INCOMPLETE = frozenset({"dexrazoxane", "inotuzumab", "ixabepilone", "ixazomib"})
@@ -59,7 +71,7 @@ def _any_of(children: list[frozenset[str]]) -> frozenset[str]:
 def possible_statuses(node: Mapping[str, Any], out: dict[str, frozenset[str]]) -> frozenset[str]:
     """The statuses this node can take, recording every node below it in `out`."""
     if "kind" in node:
-        own = ALL - IMPOSSIBLE_BY_KIND.get(node["kind"], frozenset())
+        own = ALL - impossible(node)
     elif "derived" in node:
         own = ALL  # negation of another clause (MMM D rows)
     else:
@@ -73,11 +85,26 @@ def possible_statuses(node: Mapping[str, Any], out: dict[str, frozenset[str]]) -
     return own
 
 
+def evaluated_roots(data: Mapping[str, Any]) -> set[str]:
+    """The top-level roots a decision can evaluate: a root no phase, exclusion, scope or derived row names
+    (ixazomib V.1, which only defines the FDA maximum that I.B.5.fda and I.C.5.fda encode) takes no status."""
+    decision = data["decision"]
+    named = {*decision.get("exclusions", ()), *decision.get("scope", ())}
+    for block in (decision.get("initial", {}), decision.get("continued", {})):
+        named |= {block.get(k) for k in ("root", "referral", "alsoEvaluate")} - {None}
+        named |= set(block.get("alongside", ()))
+    derived = json.dumps(data["criteria"])
+    named |= {root["id"] for root in data["criteria"] if f'"negates": "{root["id"]}"' in derived}
+    return named
+
+
 def policy_statuses(policy: str) -> dict[str, frozenset[str]]:
     data = json.loads((ROOT / "cards" / f"{policy}.json").read_text(encoding="utf-8"))
     out: dict[str, frozenset[str]] = {}
+    roots = evaluated_roots(data)
     for root in data["criteria"]:
-        possible_statuses(root, out)
+        if root["id"] in roots:
+            possible_statuses(root, out)
     return out
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -209,6 +209,22 @@ def test_tki_refractory_needs_a_tki_and_relapse():
     das = med("statement", "475342", "dasatinib", status="completed")
     assert run("I.E.4.a.i.2.prior", ctx(medications=[das], conditions=[cond(("icd10cm", "C91.02"))])) is MET
     assert run("I.E.4.a.i.2.prior", ctx(medications=[das], conditions=[cond(("icd10cm", "C91.00"))])) is UNKNOWN
+
+
+IXAZOMIB = load_policies(ROOT / "cards").policies["ixazomib"]
+
+
+@pytest.mark.parametrize("clause_id, days_after, status", [
+    ("I.A.5.b.iii", 45, MET), ("I.A.5.b.iii", 90, NOT_MET),  # progression within / after 60 days of the last dose
+    ("I.A.5.b.rr", 90, UNKNOWN),  # refractoriness has no not-met from dates (clauses.md §2)
+    ("I.A.5.d.relapse", 200, MET), ("I.A.5.d.relapse", 90, NOT_MET),  # relapse > / < 6 months after induction
+])
+def test_dated_progression_outside_its_window_is_not_met_only_where_the_clause_says_so(clause_id, days_after, status):
+    last = date(2026, 3, 1)
+    lenalidomide = replace(med("statement", "342369", "lenalidomide", status="completed"), end=last)
+    relapse = replace(cond(("icd10cm", "C90.02")), onset=last + timedelta(days=days_after))
+    context = replace(ctx(medications=[lenalidomide], conditions=[relapse]), policy=IXAZOMIB)
+    assert Tracer(context).evaluate(IXAZOMIB.nodes[clause_id]) is status
 
 
 def test_currently_receiving_within_the_lookback_under_active_coverage():
