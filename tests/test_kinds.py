@@ -357,3 +357,18 @@ def test_dose_increase_beyond_5_percent_or_a_shorter_interval():
                            dose=Quantity(12, "mg/m2"),
                            dosages=(Dosage(1, Quantity(12, "mg/m2"), Timing(frequency=1, period=4, period_unit="mo")),))
     assert increase(ctx(medications=[prior])) is MET  # every 3 months instead of 4
+
+
+def test_dose_increase_counts_each_order_s_capsules_at_its_own_strength():
+    """One 3 mg capsule before, one 4 mg capsule now: an increase (ixazomib II.A.3), though both say 1 capsule."""
+    def capsule(ref: str, source: str, code: str, name: str, day: date) -> MedicationFact:
+        return MedicationFact(ref, source, "completed" if source == "request" else "draft", (Code("rxnorm", code),),
+                              name, start=day, dose=Quantity(1, "{capsule}"), authored_on=day,
+                              dosages=(Dosage(1, Quantity(1, "{capsule}"), Timing(frequency=1, period=1,
+                                                                                   period_unit="wk", count=3)),))
+    new = capsule("MedicationRequest/mr-1", "draft", "1723770", "ixazomib 4 MG Oral Capsule", DAY)
+    old = capsule("MedicationRequest/mr-0", "request", "1723765", "ixazomib 3 MG Oral Capsule", date(2026, 10, 23))
+    context = replace(ctx(medications=[old], the_order=new), policy=IXAZOMIB)
+    status, why = GUARD_KINDS["dose_increase"].evaluate(Predicate("dose_increase", {"unit": "mg"}), context)
+    assert status is MET, why
+    assert "previous 3.0 mg" in why
