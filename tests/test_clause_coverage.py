@@ -134,6 +134,15 @@ def test_kleene_derivation_matches_clauses_md_examples():
     assert possible_statuses(partner, found) == {MET, UNKNOWN}
 
 
+def test_params_that_change_what_a_leaf_can_give():
+    """A redirect referral is always not met; an ended partner and an anyAnswer row read their params."""
+    assert possible_statuses({"id": "II.B.1", "kind": "referral", "params": {"redirect": "I.B"}}, {}) == {NOT_MET}
+    assert possible_statuses({"id": "II.A.2", "kind": "concurrent_medication",
+                              "params": {"any": ["doxorubicin"], "notMetIfEnded": True}}, {}) == ALL
+    assert possible_statuses({"id": "X", "kind": "documentation", "params": {"anyAnswer": True}}, {}) == {MET, UNKNOWN}
+    assert "V.1" not in policy_statuses("ixazomib")  # defines the FDA maximum; no decision evaluates it
+
+
 @pytest.mark.parametrize("policy", POLICIES)
 def test_every_clause_is_pinned_in_every_status_it_can_take(policy: str):
     have = pinned(policy)
