@@ -372,3 +372,29 @@ def test_dose_increase_counts_each_order_s_capsules_at_its_own_strength():
     status, why = GUARD_KINDS["dose_increase"].evaluate(Predicate("dose_increase", {"unit": "mg"}), context)
     assert status is MET, why
     assert "previous 3.0 mg" in why
+
+
+DEXRAZOXANE = load_policies(ROOT / "cards").policies["dexrazoxane"]
+
+
+def test_liposomal_doxorubicin_is_not_doxorubicin_for_dexrazoxane():
+    """Its name contains 'doxorubicin', but it counts neither toward the 300 mg/m² received (I.A.3.a.cum) nor as the
+    concurrent doxorubicin (I.A.4): the group's excludeNames stop the name match; plain doxorubicin still counts."""
+    def doxo(text: str, day: date) -> MedicationFact:
+        return MedicationFact(f"MedicationAdministration/{day}", "administration", "completed", (), text,
+                              start=day, end=day, dose=Quantity(50, "mg/m2"))
+
+    def status(clause_id: str, text: str) -> Status:
+        given_ = [doxo(text, date(2026, m, 1)) for m in range(4, 10)]  # 6 x 50 = 300 mg/m²
+        draft = replace(doxo(text, DAY), ref="MedicationRequest/mr-dox", source="draft", status="draft")
+        context = replace(ctx(medications=given_, drafts=[draft]), policy=DEXRAZOXANE)
+        return Tracer(context).evaluate(DEXRAZOXANE.nodes[clause_id])
+
+    group = DEXRAZOXANE.drugs["doxorubicin"]
+    assert group.matches_name("doxorubicin hydrochloride liposomal 2 MG/ML") is False
+    assert group.matches_name("Doxil (doxorubicin) 20 mg") is False
+    assert group.matches_name("doxorubicin hydrochloride 2 MG/ML") is True
+    assert status("I.A.3.a.cum", "doxorubicin hydrochloride 50 mg/m2") is MET
+    assert status("I.A.3.a.cum", "doxorubicin hydrochloride liposomal 50 mg/m2") is UNKNOWN
+    assert status("I.A.4", "doxorubicin hydrochloride 50 mg/m2") is MET
+    assert status("I.A.4", "pegylated liposomal doxorubicin 50 mg/m2") is UNKNOWN
