@@ -26,6 +26,13 @@ _OUTCOME = {
 _DOSE_UNITS = {"mg/m2": "mg/m²"}
 
 
+def _unit_words(unit: str) -> str:
+    """A unit as a prescriber reads it: mg/m², and a UCUM annotation such as {capsule} as capsule(s)."""
+    if unit.startswith("{") and unit.endswith("}"):
+        return f"{unit[1:-1]}(s)"
+    return _DOSE_UNITS.get(unit, unit)
+
+
 def _ruled_out(evaluation: Evaluation, entry: TraceEntry) -> bool:
     """True when the clause lies on a branch whose indication the patient does not have (the indication row
     itself included): an ANLL patient's card says nothing about the prostate or MS branches."""
@@ -69,16 +76,19 @@ def _line(entry: TraceEntry, detail: list[str]) -> str:
     return f"- `{entry.id}` {text}" + (f": {said}" if said else "")
 
 
-def _breach_phrase(entry: TraceEntry) -> str:
+def _breach_phrase(entry: TraceEntry, drug: str) -> str:
     b = entry.breach
-    unit = _DOSE_UNITS.get(b["unit"], b["unit"])
-    phrase = f"{b['value']:g} {unit} {'per ' + b['per'] if b['per'] not in ('lifetime',) else 'lifetime'}"
-    phrase += f" exceeds the {b['cap']:g} {unit} cap"
+    unit = _unit_words(b["unit"])
+    if b.get("partner"):  # a dose ratio: "dexrazoxane 12:1 to doxorubicin exceeds the 10:1 cap"
+        phrase = f"{drug} {b['value']:g}:1 to {b['partner']} exceeds the {b['cap']:g}:1 cap"
+    else:
+        phrase = f"{b['value']:g} {unit} {'per ' + b['per'] if b['per'] not in ('lifetime',) else 'lifetime'}"
+        phrase += f" exceeds the {b['cap']:g} {unit} cap"
     if b.get("remaining") is not None:
         phrase += f" ({b['remaining']:g} {unit} remaining)"
     dose = b.get("suggestedDose")
     if dose:
-        phrase += f"; largest dose allowed: {dose['value']:g} {_DOSE_UNITS.get(dose['unit'], dose['unit'])}"
+        phrase += f"; largest dose allowed: {dose['value']:g} {_unit_words(dose['unit'])}"
     return phrase
 
 
@@ -114,7 +124,8 @@ def detail(evaluation: Evaluation) -> str:
         lines += ["", "**Not covered**"] + [_line(e, e.evidence) for e in _exclusion_rows(evaluation)]
     breached = breaches(evaluation)
     if breached:
-        lines += ["", "**Dose caps breached**"] + [_line(e, [_breach_phrase(e)]) for e in breached]
+        drug = policy.own_drug.display
+        lines += ["", "**Dose caps breached**"] + [_line(e, [_breach_phrase(e, drug)]) for e in breached]
     if evaluation.not_addressed and evaluation.decision is Decision.CRITERIA_NOT_MET:
         lines += ["", "The requested use is not addressed by this policy (no covered diagnosis on record)."]
     else:
@@ -128,12 +139,35 @@ def detail(evaluation: Evaluation) -> str:
         unknown = [e for e in evaluation.unknown_leaves() if _relevant(evaluation, e)
                    and not _in_exclusions(evaluation, e, include_exclusions=False)]
         if unknown:
-            lines += ["", "**Documentation needed**"] + [_line(e, e.missing) for e in unknown]
+            lines += ["", "**Documentation needed**"] + [_line(e, _to_document(evaluation, e)) for e in unknown]
     if evaluation.referral is not None and evaluation.referral.referral:
         lines += ["", f"**Referral:** {_referral_phrase(evaluation.referral.referral)}"]
     if evaluation.unreadable:
         lines += ["", "**Part of the record could not be read:** " + "; ".join(sorted(set(evaluation.unreadable))[:5])]
     return "\n".join(lines)
+
+
+def _to_document(evaluation: Evaluation, entry: TraceEntry) -> list[str]:
+    """What to document for an unknown row, never nothing: its own missing items, else (a regimen row) the
+    partner drugs it names, else its question."""
+    said = [m for m in entry.missing if m.strip() and m.strip() != entry.criterion.text]
+    if said:
+        return said
+    drugs = [evaluation.policy.drugs[n].display for n in _drug_names(entry.criterion.params)
+             if n in evaluation.policy.drugs]
+    if drugs:
+        return [f"an order for {' and '.join(drugs)} with this one, or where it is given"]
+    question = (entry.criterion.question or {}).get("text")
+    return [question if question and question != entry.criterion.text else "not documented"]
+
+
+def _drug_names(spec: Any) -> list[str]:
+    """Drug group names of a partner requirement ({"all"|"any": [name or nested requirement]})."""
+    if isinstance(spec, str):
+        return [spec]
+    if not isinstance(spec, Mapping):
+        return []
+    return [n for key in ("all", "any") for item in spec.get(key, ()) for n in _drug_names(item)]
 
 
 def _in_exclusions(evaluation: Evaluation, entry: TraceEntry, include_exclusions: bool = True) -> bool:
@@ -173,7 +207,7 @@ def suggestions(evaluation: Evaluation, raw_order: Mapping[str, Any] | None) -> 
     if doses and raw_order is not None:
         dose = min(doses, key=lambda d: d["value"])
         ids = ", ".join(e.id for e in breached)
-        unit = _DOSE_UNITS.get(dose["unit"], dose["unit"])
+        unit = _unit_words(dose["unit"])
         out.append({
             "label": f"Change the dose to {dose['value']:g} {unit} ({evaluation.policy.number} {ids})",
             "uuid": str(uuid.uuid4()),

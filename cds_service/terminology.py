@@ -46,21 +46,31 @@ class DrugGroup:
     codes: frozenset[tuple[str, str]]
     names: tuple[str, ...]
     pattern: re.Pattern[str]
+    exclude: re.Pattern[str] | None = None  # words naming another product (liposomal doxorubicin is not doxorubicin)
 
     @classmethod
     def compile(cls, name: str, data: Mapping[str, Any]) -> DrugGroup:
         codes = frozenset((c["system"], normalise_code(c["system"], c["code"])) for c in data.get("codes", ()))
-        words = sorted((re.escape(n.lower()) for n in data["names"]), key=len, reverse=True)
         names = tuple(n.lower() for n in data["names"])
-        return cls(name, data.get("display", name), codes, names, re.compile(r"\b(?:" + "|".join(words) + r")\b", re.I))
+        excluded = data.get("excludeNames")
+        return cls(name, data.get("display", name), codes, names, _words(data["names"]),
+                   _words(excluded) if excluded else None)
 
     def matches_codes(self, codes: Iterable[Code]) -> bool:
         return any((c.system, c.code) in self.codes for c in codes)
 
     def matches_name(self, text: str) -> bool:
-        return bool(text) and self.pattern.search(text) is not None
+        if not text or self.pattern.search(text) is None:
+            return False
+        return self.exclude is None or self.exclude.search(text) is None
 
     def matches(self, med: MedicationFact) -> bool:
         """True when the medication carries one of the group's codes or names the drug."""
         return self.matches_codes(med.codes) or self.matches_name(med.text) or any(
             self.matches_name(c.display) for c in med.codes)
+
+
+def _words(names: Iterable[str]) -> re.Pattern[str]:
+    """Whole-word, any-case alternation of the names, longest first."""
+    words = sorted((re.escape(n.lower()) for n in names), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(words) + r")\b", re.I)

@@ -142,3 +142,57 @@ def test_a_missing_partner_drug_gets_a_create_suggestion(app, client):
     creates = [s for s in card["suggestions"] if s["actions"][0]["type"] == "create"]
     assert creates and creates[0]["actions"][0]["resource"]["resourceType"] == "MedicationRequest"
     assert "prednisone" in creates[0]["label"].lower()
+
+
+def policy_card(app, client, policy: str, name: str) -> dict:
+    scenario = load_fixture(FIXTURES / policy / f"{name}.json")
+    answers = {k: Answer(k, v, authored=date(2026, 11, 1)) for k, v in (scenario.get("answers") or {}).items()}
+    app.extensions["cds_service"].answers = lambda patient, policies: answers
+    cards = client.post(SIGN, json=scenario["request"]).get_json()["cards"]
+    return next(c for c in cards if c["extension"]["prior-auth.evaluation"]["order"] == scenario["expect"]["order"])
+
+
+def test_a_dose_ratio_breach_reads_as_a_ratio(app, client):
+    card = policy_card(app, client, "dexrazoxane", "ratio_600_to_50_exceeds_10_to_1")
+    assert "dexrazoxane 12:1 to doxorubicin exceeds the 10:1 cap" in card["detail"]
+    assert "× the doxorubicin dose per dose" not in card["detail"]
+
+
+def test_a_capsule_dose_is_suggested_in_words_not_as_a_ucum_annotation(app, client):
+    card = policy_card(app, client, "ixazomib", "mm_two_capsules_per_dose_exceeds_4_mg")
+    (suggestion,) = card["suggestions"]
+    assert suggestion["label"].startswith("Change the dose to 1 capsule(s)")
+    assert "largest dose allowed: 1 capsule(s)" in card["detail"]
+    assert "{capsule}" not in card["detail"] + suggestion["label"] + suggestion["actions"][0]["description"]
+    # The order itself keeps its UCUM unit.
+    dose = suggestion["actions"][0]["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    assert (dose["value"], dose["unit"]) == (1, "{capsule}")
+
+
+DOC_PATHS = sorted([*(FIXTURES / "ixazomib").glob("*.json"), *(FIXTURES / "dexrazoxane").glob("*.json")])
+
+
+@pytest.mark.parametrize("path", DOC_PATHS, ids=[f"{p.parent.name}/{p.stem}" for p in DOC_PATHS])
+def test_every_documentation_bullet_says_what_to_document(app, client, path):
+    detail = policy_card(app, client, path.parent.name, path.stem)["detail"]
+    section = detail.split("**Documentation needed**")[1].split("\n\n")[0] if "**Documentation needed**" in detail \
+        else ""
+    for line in section.strip().splitlines():
+        head, _, said = line.partition(": ")
+        assert said.strip() and said.strip() not in head, line
+
+
+def test_a_regimen_row_with_nothing_missing_recorded_still_names_its_partner_drugs():
+    """A concurrent-medication row left unknown with no `missing` detail (e.g. by a guard) names the drugs."""
+    from types import SimpleNamespace
+
+    from cds_service.cards import _to_document
+    from cds_service.evaluate.engine import TraceEntry
+    from cds_service.policies import load_policies
+    from tests.conftest import ROOT
+
+    policy = load_policies(ROOT / "cards").policies["ixazomib"]
+    entry = TraceEntry(policy.nodes["I.A.5.a"])
+    said = _to_document(SimpleNamespace(policy=policy), entry)
+    assert said and all(name in said[0] for name in ("dexamethasone", "lenalidomide", "cyclophosphamide"))
+    assert _to_document(SimpleNamespace(policy=policy), TraceEntry(policy.nodes["II.A.2"])) == ["not documented"]

@@ -38,6 +38,8 @@ CORRELATED: dict[tuple[str, str], frozenset[str]] = {
 
 def impossible(kind: str, params: Mapping[str, Any]) -> frozenset[str]:
     """The statuses a leaf of this kind never gives, as its params read it (evaluate/kinds/*)."""
+    if kind == "referral" and "redirect" in params:
+        return frozenset({MET, UNKNOWN})  # a request the row forbids (no re-authorization): always not met
     if kind == "concurrent_medication" and (params.get("absentIsNotMet") or params.get("notMetIfEnded")):
         # the row tests whether a drug is taken (ixabepilone D.ii.combo, a CYP3A4 guard): supplied medication
         # data without it is not met; with notMetIfEnded, the partner's orders all ended is not met too
@@ -85,7 +87,7 @@ def _guarded(node: Mapping[str, Any], own: frozenset[str]) -> frozenset[str]:
 
 # Policies whose fixtures do not yet pin every (clause, status) pair this inventory derives: listed here so the gap
 # stays visible in every run (xfail) until their scenarios close it; remove a policy once it passes.
-INCOMPLETE = frozenset({"dexrazoxane", "ixazomib"})
+INCOMPLETE: frozenset[str] = frozenset()
 POLICIES = [pytest.param(p.stem, marks=pytest.mark.xfail(reason="scenario coverage incomplete"))
             if p.stem in INCOMPLETE else p.stem
             for p in sorted((ROOT / "cards").glob("*.json")) if (FIXTURES / p.stem).is_dir()]
@@ -129,12 +131,27 @@ def possible_statuses(node: Mapping[str, Any], out: dict[str, frozenset[str]],
     return own
 
 
+def evaluated_roots(data: Mapping[str, Any]) -> set[str]:
+    """The top-level roots a decision can evaluate: a root no phase, exclusion, scope or derived row names
+    (ixazomib V.1, which only defines the FDA maximum that I.B.5.fda and I.C.5.fda encode) takes no status."""
+    decision = data["decision"]
+    named = {*decision.get("exclusions", ()), *decision.get("scope", ())}
+    for block in (decision.get("initial", {}), decision.get("continued", {})):
+        named |= {block.get(k) for k in ("root", "referral", "alsoEvaluate")} - {None}
+        named |= set(block.get("alongside", ()))
+    derived = json.dumps(data["criteria"])
+    named |= {root["id"] for root in data["criteria"] if f'"negates": "{root["id"]}"' in derived}
+    return named
+
+
 def policy_statuses(policy: str) -> dict[str, frozenset[str]]:
     data = json.loads((ROOT / "cards" / f"{policy}.json").read_text(encoding="utf-8"))
     out: dict[str, frozenset[str]] = {}
     correlated = {clause: statuses for (p, clause), statuses in CORRELATED.items() if p == policy}
+    roots = evaluated_roots(data)
     for root in data["criteria"]:
-        possible_statuses(root, out, correlated)
+        if root["id"] in roots:
+            possible_statuses(root, out, correlated)
     return out
 
 
@@ -198,3 +215,11 @@ def test_fixtures_pin_no_impossible_status(policy: str):
     wrong = {clause: sorted(statuses - possible.get(clause, frozenset()))
              for clause, statuses in pinned(policy).items() if statuses - possible.get(clause, frozenset())}
     assert not wrong, f"{policy}: clause -> statuses it cannot take (or unknown clause ids): {wrong}"
+
+
+def test_params_that_change_what_a_leaf_can_give():
+    """A redirect referral is always not met; an ended partner and an anyAnswer row read their params."""
+    assert possible_statuses({"id": "II.B.1", "kind": "referral", "params": {"redirect": "I.B"}}, {}) == {NOT_MET}
+    assert possible_statuses({"id": "II.A.2", "kind": "concurrent_medication",
+                              "params": {"any": ["doxorubicin"], "notMetIfEnded": True}}, {}) == ALL
+    assert "V.1" not in policy_statuses("ixazomib")  # defines the FDA maximum; no decision evaluates it

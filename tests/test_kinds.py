@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -211,6 +211,22 @@ def test_tki_refractory_needs_a_tki_and_relapse():
     assert run("I.E.4.a.i.2.prior", ctx(medications=[das], conditions=[cond(("icd10cm", "C91.00"))])) is UNKNOWN
 
 
+IXAZOMIB = load_policies(ROOT / "cards").policies["ixazomib"]
+
+
+@pytest.mark.parametrize("clause_id, days_after, status", [
+    ("I.A.5.b.iii", 45, MET), ("I.A.5.b.iii", 90, NOT_MET),  # progression within / after 60 days of the last dose
+    ("I.A.5.b.rr", 90, UNKNOWN),  # refractoriness has no not-met from dates (clauses.md §2)
+    ("I.A.5.d.relapse", 200, MET), ("I.A.5.d.relapse", 90, NOT_MET),  # relapse > / < 6 months after induction
+])
+def test_dated_progression_outside_its_window_is_not_met_only_where_the_clause_says_so(clause_id, days_after, status):
+    last = date(2026, 3, 1)
+    lenalidomide = replace(med("statement", "342369", "lenalidomide", status="completed"), end=last)
+    relapse = replace(cond(("icd10cm", "C90.02")), onset=last + timedelta(days=days_after))
+    context = replace(ctx(medications=[lenalidomide], conditions=[relapse]), policy=IXAZOMIB)
+    assert Tracer(context).evaluate(IXAZOMIB.nodes[clause_id]) is status
+
+
 def test_currently_receiving_within_the_lookback_under_active_coverage():
     cov = CoverageFact("Coverage/c", "active", "Organization/payer", "medicaid")
     recent, ms = given(date(2026, 8, 20), 12), [cond(RRMS)]  # 92 days: inside the MS lookback of 120 days
@@ -341,3 +357,44 @@ def test_dose_increase_beyond_5_percent_or_a_shorter_interval():
                            dose=Quantity(12, "mg/m2"),
                            dosages=(Dosage(1, Quantity(12, "mg/m2"), Timing(frequency=1, period=4, period_unit="mo")),))
     assert increase(ctx(medications=[prior])) is MET  # every 3 months instead of 4
+
+
+def test_dose_increase_counts_each_order_s_capsules_at_its_own_strength():
+    """One 3 mg capsule before, one 4 mg capsule now: an increase (ixazomib II.A.3), though both say 1 capsule."""
+    def capsule(ref: str, source: str, code: str, name: str, day: date) -> MedicationFact:
+        return MedicationFact(ref, source, "completed" if source == "request" else "draft", (Code("rxnorm", code),),
+                              name, start=day, dose=Quantity(1, "{capsule}"), authored_on=day,
+                              dosages=(Dosage(1, Quantity(1, "{capsule}"), Timing(frequency=1, period=1,
+                                                                                   period_unit="wk", count=3)),))
+    new = capsule("MedicationRequest/mr-1", "draft", "1723770", "ixazomib 4 MG Oral Capsule", DAY)
+    old = capsule("MedicationRequest/mr-0", "request", "1723765", "ixazomib 3 MG Oral Capsule", date(2026, 10, 23))
+    context = replace(ctx(medications=[old], the_order=new), policy=IXAZOMIB)
+    status, why = GUARD_KINDS["dose_increase"].evaluate(Predicate("dose_increase", {"unit": "mg"}), context)
+    assert status is MET, why
+    assert "previous 3.0 mg" in why
+
+
+DEXRAZOXANE = load_policies(ROOT / "cards").policies["dexrazoxane"]
+
+
+def test_liposomal_doxorubicin_is_not_doxorubicin_for_dexrazoxane():
+    """Its name contains 'doxorubicin', but it counts neither toward the 300 mg/m² received (I.A.3.a.cum) nor as the
+    concurrent doxorubicin (I.A.4): the group's excludeNames stop the name match; plain doxorubicin still counts."""
+    def doxo(text: str, day: date) -> MedicationFact:
+        return MedicationFact(f"MedicationAdministration/{day}", "administration", "completed", (), text,
+                              start=day, end=day, dose=Quantity(50, "mg/m2"))
+
+    def status(clause_id: str, text: str) -> Status:
+        given_ = [doxo(text, date(2026, m, 1)) for m in range(4, 10)]  # 6 x 50 = 300 mg/m²
+        draft = replace(doxo(text, DAY), ref="MedicationRequest/mr-dox", source="draft", status="draft")
+        context = replace(ctx(medications=given_, drafts=[draft]), policy=DEXRAZOXANE)
+        return Tracer(context).evaluate(DEXRAZOXANE.nodes[clause_id])
+
+    group = DEXRAZOXANE.drugs["doxorubicin"]
+    assert group.matches_name("doxorubicin hydrochloride liposomal 2 MG/ML") is False
+    assert group.matches_name("Doxil (doxorubicin) 20 mg") is False
+    assert group.matches_name("doxorubicin hydrochloride 2 MG/ML") is True
+    assert status("I.A.3.a.cum", "doxorubicin hydrochloride 50 mg/m2") is MET
+    assert status("I.A.3.a.cum", "doxorubicin hydrochloride liposomal 50 mg/m2") is UNKNOWN
+    assert status("I.A.4", "doxorubicin hydrochloride 50 mg/m2") is MET
+    assert status("I.A.4", "pegylated liposomal doxorubicin 50 mg/m2") is UNKNOWN

@@ -195,7 +195,7 @@ def evaluate_dose_ratio(criterion: Criterion, ctx: EvalContext) -> Result:
             bsa = current_bsa(ctx)
             suggested = _in_order_unit(ctx, allowed * bsa.value) if bsa else None
         breach = {"cap": ratio_cap, "unit": f"× the {partner.display} dose", "per": "dose",
-                  "value": round(ratio, 1), "suggestedDose": suggested}
+                  "value": round(ratio, 1), "partner": partner.display, "suggestedDose": suggested}
     return Result.not_met(*said, breach=breach)
 
 

@@ -41,8 +41,10 @@ def current_bsa(ctx: EvalContext) -> Bsa | None:
     return ctx.cached(("bsa", ctx.order_date), lambda: bsa_on(ctx.record, ctx.order_date, is_adult(ctx)))
 
 
-def amount(ctx: EvalContext, q: Quantity | None, unit: str, on: date | None = None) -> tuple[float | None, str]:
-    """A dose in the cap's unit (mg/m² or mg), using the BSA on its date; ('', note) explains approximations."""
+def amount(ctx: EvalContext, q: Quantity | None, unit: str, on: date | None = None,
+           med: MedicationFact | None = None) -> tuple[float | None, str]:
+    """A dose in the cap's unit (mg/m² or mg), using the BSA on its date; ('', note) explains approximations.
+    Capsules count at the strength of `med` (a prior order of another strength), else of the draft order."""
     day = on or ctx.order_date
     bsa = current_bsa(ctx) if day == ctx.order_date else ctx.cached(
         ("bsa", day), lambda: bsa_on(ctx.record, day, is_adult(ctx)))
@@ -52,7 +54,8 @@ def amount(ctx: EvalContext, q: Quantity | None, unit: str, on: date | None = No
     if unit == MG_PER_M2:
         return intensity_mg_per_m2(q, bsa), note
     weight = weight_kg(ctx.record, day)
-    strength = ctx.cached(("strength", ctx.order.ref), lambda: unit_strength(ctx, ctx.order))
+    med = med or ctx.order
+    strength = ctx.cached(("strength", med.ref), lambda: unit_strength(ctx, med))
     return absolute_mg(q, bsa, weight[0] if weight else None, strength), note
 
 

@@ -31,7 +31,7 @@ def is_dose_increase(pred: Predicate, ctx: EvalContext) -> tuple[Status, str]:
         return Status.UNKNOWN, "no prior dose on record to compare with"
     last = prior[-1]
     new, _ = amount(ctx, expand_order(ctx.order, ctx.order_date).doses[0].quantity, unit)
-    old, _ = amount(ctx, last.dose, unit, last.start)
+    old, _ = amount(ctx, last.dose, unit, last.start, med=last)  # its own capsule strength
     if new is None or old is None:
         return Status.UNKNOWN, "the new or the previous dose cannot be compared"
     said = f"new {new:.1f} {unit} vs previous {old:.1f} {unit} ({last.ref})"

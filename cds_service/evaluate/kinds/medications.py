@@ -140,7 +140,8 @@ def evaluate_prior(criterion: Criterion, ctx: EvalContext) -> Result:
     """params: `any` (drug groups, one suffices) or `all` (each must be on record), `mode` received | failed |
     refractory | relapse, and for these two `progression` (value sets whose diagnosis documents progression) with an
     optional `progressionWindow` {maxDaysAfterLastDose | minDaysAfterLastDose} measured from the drug's last
-    dose; `minLines` {count, drugs} (that many prior regimens, clauses.md §0.5.10). Not-met comes only from
+    dose (with `outsideIsNotMet`, a dated progression after the last dose but outside the window is not met);
+    `minLines` {count, drugs} (that many prior regimens, clauses.md §0.5.10). Not-met comes only from
     a documentation answer (`answerable`): absence from an EHR history is not proof."""
     return or_answered(criterion, ctx, _prior(criterion, ctx))
 
@@ -183,6 +184,10 @@ def _prior(criterion: Criterion, ctx: EvalContext) -> Result:
             return Result.met(said, progression)
         if "minDaysAfterLastDose" in window and gap >= window["minDaysAfterLastDose"]:
             return Result.met(said, progression)
+        if window.get("outsideIsNotMet") and gap >= 0:
+            # Dated progression after the last dose but outside the window is positive evidence (clauses.md §2
+            # I.A.5.b.iii "documented later progression", I.A.5.d.relapse "documented interval < 6 months").
+            return Result.not_met(said, progression + ": outside the window")
         return Result.unknown("documented timing of progression against the last dose", evidence=[said, progression])
     return Result.unknown("documented progression on or after it (refractory disease)", evidence=[said])
 
