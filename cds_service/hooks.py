@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 from flask import Blueprint, current_app, jsonify, request
@@ -37,16 +38,23 @@ def _finite(text: str) -> float:
     return value
 
 
-def _too_deep(body: object) -> bool:
-    """True when the document nests deeper than MAX_DEPTH (checked without recursion)."""
-    stack = [(body, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]")
+_INNERMOST = re.compile(rb"\{\}|\[\]")
+
+
+def _too_deep(raw: bytes) -> bool:
+    """True when the (already parsed, so well-formed) document nests deeper than MAX_DEPTH.
+
+    Done on the bytes with C-speed regular expressions: strings out, brackets only, then one innermost layer
+    of pairs peeled per pass. Walking the decoded objects in Python cost milliseconds on every large record.
+    """
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", raw))
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return False
+        brackets = _INNERMOST.sub(b"", brackets)
+    return bool(brackets)
 
 
 def json_body() -> object:
@@ -72,7 +80,7 @@ def json_body() -> object:
         raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels", "$") from None
     except ValueError:
         raise InvalidRequest("The request body is not valid JSON", "$") from None
-    if _too_deep(body):
+    if _too_deep(raw):
         raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels", "$")
     return body
 

@@ -217,3 +217,14 @@ def test_sandbox_quirk_gets_200_and_well_formed_cards(client, name, service):
         assert 0 < len(card["summary"]) < 140
     if name in ("DSTU2 MedicationOrder", "sandbox drug no policy covers"):
         assert cards == []
+
+
+def test_depth_limit_counts_brackets_outside_strings_only():
+    """The byte-level depth check ignores brackets inside strings and escapes, and stops at exactly MAX_DEPTH."""
+    from cds_service.hooks import MAX_DEPTH, _too_deep
+
+    inside_strings = json.dumps({"a": [{"b": "x]]]}}}[[[[{{{"}] * 3, "s": '\\"[['}).encode()
+    assert not _too_deep(inside_strings)
+    assert not _too_deep(("[" * MAX_DEPTH + "]" * MAX_DEPTH).encode())
+    assert _too_deep(("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)).encode())
+    assert _too_deep(b'{"a":' * MAX_DEPTH + b'[1,{"x":"}"}]' + b"}" * MAX_DEPTH)
