@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
 from cds_service import create_app
@@ -228,3 +230,31 @@ def test_depth_limit_counts_brackets_outside_strings_only():
     assert not _too_deep(("[" * MAX_DEPTH + "]" * MAX_DEPTH).encode())
     assert _too_deep(("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)).encode())
     assert _too_deep(b'{"a":' * MAX_DEPTH + b'[1,{"x":"}"}]' + b"}" * MAX_DEPTH)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+_TRICKY_TEXT = st.text(alphabet='{}[]"\\/:,ab \n\u00e9\u2028', max_size=12)
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TRICKY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TRICKY_TEXT, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_VALUES, wrap=st.integers(min_value=0, max_value=70), ascii_only=st.booleans())
+def test_depth_check_agrees_with_the_decoded_document(value: object, wrap: int, ascii_only: bool):
+    """Whatever the strings hold (brackets, quotes, backslashes, escapes), the byte check sees the real depth."""
+    from cds_service.hooks import MAX_DEPTH, _too_deep
+
+    for _ in range(wrap):
+        value = {"k": [value]} if wrap % 2 else [value]
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert _too_deep(raw) == (_depth(value) > MAX_DEPTH)
