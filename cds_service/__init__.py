@@ -17,6 +17,7 @@ from .errors import PayloadTooLarge, ServiceError, StorageUnavailable
 from .feedback import bp as feedback_bp
 from .fhir_api import bp as fhir_bp
 from .hooks import bp as hooks_bp
+from .json_codec import FastJSONProvider
 from .logs import configure_logging, init_request_log
 from .openapi import bp as openapi_bp
 from .policies import load_policies
@@ -27,6 +28,10 @@ log = logging.getLogger("cds_service")
 __all__ = ["create_app"]
 
 
+class _ServiceFlask(Flask):
+    json_provider_class = FastJSONProvider
+
+
 def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore | None = None) -> Flask:
     """Build the app: load and check every policy and the JWT issuers (bad ones stop start-up), then the routes.
 
@@ -35,7 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore |
     """
     settings = load_config(config)
     configure_logging()
-    app = Flask(__name__, instance_relative_config=True)
+    app = _ServiceFlask(__name__, instance_relative_config=True)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["CDS_MAX_BODY_BYTES"]
     app.json.sort_keys = False

@@ -14,15 +14,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine, delete, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from . import json_codec
 from .errors import StorageUnavailable
 from .models import (
     AnswerRow,
@@ -36,6 +38,9 @@ from .models import (
 from .record import Answer
 
 log = logging.getLogger(__name__)
+_HOOK_CALLS = HookCall.__table__
+_ASSERTIONS = CoverageAssertion.__table__
+_ANSWERS = AnswerRow.__table__
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 4_127_310_581  # any constant: serialises start-up migrations of several workers
@@ -48,10 +53,20 @@ def default_url(app: Flask) -> str:
     return f"sqlite:///{folder / 'cds.sqlite3'}"
 
 
+def _json_column(value: Any) -> Any:
+    """A JSON column's value; SQLite hands a bare number back as a number (its NUMERIC affinity), not text."""
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
 def make_engine(url: str) -> Engine:
-    """An engine that notices dead connections (PostgreSQL restarts) and gives up connecting quickly."""
+    """An engine that notices dead connections (PostgreSQL restarts) and gives up connecting quickly.
+
+    JSON columns are written with orjson: a hook call's answer (every card and its trace) is serialised on each
+    call, and the standard library took ten times as long.
+    """
+    codec = {"json_serializer": json_codec.dumps_text, "json_deserializer": _json_column}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15}, **codec)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -65,7 +80,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
         return engine
     connect_args = {"connect_timeout": 3} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **codec)
 
 
 def alembic_config(url: str) -> Config:
@@ -126,6 +141,18 @@ class Storage:
         finally:
             session.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A committed-or-rolled-back Core connection, for the statements every hook call makes (the ORM's unit
+        of work cost more than the rest of the write); database unreachable -> StorageUnavailable."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise StorageUnavailable("The database is unavailable; nothing was stored. Retry later.") from exc
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -140,14 +167,14 @@ class Storage:
                          request: Mapping[str, Any], response: Mapping[str, Any],
                          assertions: Iterable[Mapping[str, Any]]) -> int:
         """Keep one invocation, its answer and the coverage assertions it issued (all or nothing)."""
-        with self.session() as s:
-            call = HookCall(hook_instance=hook_instance, service=service, hook=hook, patient_id=patient_id or None,
-                            request_json=dict(request), response_json=dict(response))
-            s.add(call)
-            s.flush()
-            for a in assertions:
-                s.add(CoverageAssertion(hook_call_id=call.id, patient_id=patient_id or None, **a))
-            return call.id
+        with self.transaction() as conn:
+            call_id = conn.execute(insert(_HOOK_CALLS).values(
+                hook_instance=hook_instance, service=service, hook=hook, patient_id=patient_id or None,
+                request_json=dict(request), response_json=dict(response))).inserted_primary_key[0]
+            rows = [{**a, "hook_call_id": call_id, "patient_id": patient_id or None} for a in assertions]
+            if rows:
+                conn.execute(insert(_ASSERTIONS), rows)
+            return call_id
 
     def hook_calls(self, hook_instance: str) -> list[HookCall]:
         with self.session() as s:
@@ -199,15 +226,14 @@ class Storage:
         policies = list(policies)
         if not patient_id or not policies:
             return {}
-        with self.session() as s:
-            rows = s.scalars(select(AnswerRow).where(AnswerRow.patient_id == patient_id,
-                                                     AnswerRow.policy.in_(policies))
-                             .order_by(AnswerRow.id))
-            ordered = sorted(rows, key=lambda r: (r.authored or r.created_at, r.id))
-            out: dict[str, Answer] = {}
-            for row in ordered:
-                out[f"{row.policy}:{row.clause_id}"] = _answer(row)
-            return out
+        with self.transaction() as conn:
+            rows = conn.execute(select(_ANSWERS).where(_ANSWERS.c.patient_id == patient_id,
+                                                       _ANSWERS.c.policy.in_(policies))
+                                .order_by(_ANSWERS.c.id)).all()
+        out: dict[str, Answer] = {}
+        for row in sorted(rows, key=lambda r: (r.authored or r.created_at, r.id)):
+            out[f"{row.policy}:{row.clause_id}"] = _answer(row)
+        return out
 
     # --- feedback ----------------------------------------------------------------------------
 
@@ -242,7 +268,8 @@ class Storage:
             return False
 
 
-def _answer(row: AnswerRow) -> Answer:
+def _answer(row: Any) -> Answer:
+    """An AnswerRow (or a Core row of its table) as the evaluator's Answer."""
     value = row.value_json
     if row.value_type == "boolean":
         value = bool(value)

@@ -8,6 +8,7 @@ from datetime import date
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from . import json_codec
 from .audit import keep
 from .db import storage
 from .discovery import SERVICES, discovery_document
@@ -63,6 +64,10 @@ def _too_deep(raw: bytes) -> bool:
     return bool(structure)
 
 
+def _strict_loads(raw: bytes) -> object:
+    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+
+
 def json_body() -> object:
     """The decoded request body, or InvalidRequest naming why it is not (standard, finite, shallow) JSON."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
@@ -79,7 +84,7 @@ def json_body() -> object:
         raise InvalidRequest("The request body is empty", "$")
     try:
         # NaN, Infinity and 1e400 would poison dose arithmetic; the JSON standard has none of them.
-        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+        body = json_codec.loads(raw, _strict_loads)
     except _NotANumber as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", "$") from None
     except RecursionError:
