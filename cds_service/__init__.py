@@ -14,6 +14,7 @@ from . import db
 from .auth import FunctionJtiStore, JtiStore, init_auth
 from .config import load_config
 from .errors import PayloadTooLarge, ServiceError, StorageUnavailable
+from .fact_cache import FactCache
 from .feedback import bp as feedback_bp
 from .fhir_api import bp as fhir_bp
 from .hooks import bp as hooks_bp
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore |
         public_base_url=settings["CDS_PUBLIC_BASE_URL"],
         today=date.fromisoformat(settings["CDS_TODAY"]) if settings.get("CDS_TODAY") else None,
         answers=_answers_lookup(store),
+        facts=FactCache(settings["CDS_FACT_CACHE_SIZE"]) if settings["CDS_FACT_CACHE_SIZE"] > 0 else None,
     )
     CORS(app, origins=settings["CDS_CORS_ORIGINS"], allow_headers=["Authorization", "Content-Type"],
          methods=["GET", "POST", "OPTIONS"])

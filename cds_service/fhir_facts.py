@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -30,6 +30,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
+from .fact_cache import FactCache
 from .record import (
     Code,
     ConditionFact,
@@ -335,10 +336,34 @@ def _read_part(model: type, raw: Mapping) -> Mapping:
 class _Reader:
     """Accumulates facts from raw resources for one request."""
 
-    def __init__(self, interest: Interest, medications: Mapping[str, Mapping]):
+    def __init__(self, interest: Interest, medications: Mapping[str, Mapping], cache: FactCache | None = None):
         self.interest = interest
         self.medications = medications
+        self.cache = cache
         self.unreadable: list[str] = []
+
+    def read(self, name: str, raw: Mapping, parse: Callable[[Mapping], Any]) -> Any:
+        """`parse(raw)`, or what it gave for the same bytes before (and the unreadable notes it made then)."""
+        if self.cache is None:
+            return parse(raw)
+
+        def compute() -> tuple[Any, tuple[str, ...]]:
+            before = len(self.unreadable)
+            fact = parse(raw)
+            notes = tuple(self.unreadable[before:])
+            del self.unreadable[before:]
+            return fact, notes
+
+        fact, notes = self.cache.read(name, raw, self._referenced_medication(raw), compute)
+        self.unreadable.extend(notes)
+        return fact
+
+    def _referenced_medication(self, raw: Mapping) -> Mapping | None:
+        """The Medication a `medicationReference` outside the resource resolves to: part of what is read."""
+        ref = raw.get("medicationReference")
+        if not isinstance(ref, Mapping) or not isinstance(ref.get("reference"), str) or ref["reference"][:1] == "#":
+            return None
+        return _resolve_medication(ref["reference"], raw, self.medications)
 
     def validate(self, model: type, raw: Mapping) -> Any | None:
         try:
@@ -542,7 +567,7 @@ def _line_of_business(res: Any) -> str | None:
 
 # --- assembling the record -------------------------------------------------------------------
 
-def _collect(reader: _Reader, raws: list[Mapping] | None, parse) -> tuple | None:
+def _collect(reader: _Reader, raws: list[Mapping] | None, name: str, parse) -> tuple | None:
     """Facts of one data set; None (unknown) when a resource a policy would read breaks R4.
 
     Dropping it and reading the rest would turn "could not read the MS diagnosis" into "no MS
@@ -554,7 +579,7 @@ def _collect(reader: _Reader, raws: list[Mapping] | None, parse) -> tuple | None
     for raw in raws:
         if _is_relevant(raw, reader.interest, reader.medications):
             failures = len(reader.unreadable)
-            fact = parse(raw)
+            fact = reader.read(name, raw, parse)
             if len(reader.unreadable) > failures:
                 return None
             if fact is not None:
@@ -562,14 +587,15 @@ def _collect(reader: _Reader, raws: list[Mapping] | None, parse) -> tuple | None
     return tuple(out)
 
 
-def read_drafts(drafts: Iterable[Mapping],
-                medications: Mapping[str, Mapping]) -> tuple[list[MedicationFact], list[str]]:
+def read_drafts(drafts: Iterable[Mapping], medications: Mapping[str, Mapping],
+                cache: FactCache | None = None) -> tuple[list[MedicationFact], list[str]]:
     """The draft MedicationRequests as facts; one that breaks R4 is kept by its drug, its dose unknown."""
-    reader = _Reader(Interest(), medications)
+    reader = _Reader(Interest(), medications, cache)
     facts = []
     for raw in drafts:
         if raw.get("resourceType") == "MedicationRequest":
-            facts.append(reader.medication_request(raw, "draft") or _lenient_draft(raw, medications))
+            fact = reader.read("draft", raw, lambda r: reader.medication_request(r, "draft"))
+            facts.append(fact or _lenient_draft(raw, medications))
     return facts, reader.unreadable
 
 
@@ -581,9 +607,10 @@ def build_record(
     interest: Interest,
     as_of: date,
     unreadable: Iterable[str] = (),
+    cache: FactCache | None = None,
 ) -> PatientRecord:
     """Turn normalised prefetch data (key -> list of raw resources, or None) into a PatientRecord."""
-    reader = _Reader(interest, medications)
+    reader = _Reader(interest, medications, cache)
     reader.unreadable.extend(unreadable)
     birth, sex = None, Sex.UNKNOWN
     patients = data.get("patient")
@@ -602,7 +629,7 @@ def build_record(
     }
     unreadable_keys = set()
     for key in _MED_KEYS:
-        got = _collect(reader, data.get(key), parsers[key])
+        got = _collect(reader, data.get(key), key, parsers[key])
         if got is not None:
             meds = (meds or []) + list(got)
         elif key in data:
@@ -615,11 +642,12 @@ def build_record(
         raws = data.get(key)
         if raws is not None:
             roles = [r for r in raws if r.get("resourceType") == "PractitionerRole"]
-            specialties = (specialties or ()) + tuple(c for r in roles for c in reader.specialties(r))
+            specialties = (specialties or ()) + tuple(c for r in roles
+                                                      for c in reader.read("specialties", r, reader.specialties))
 
-    conditions = _collect(reader, data.get("conditions"), reader.condition)
-    observations = _collect(reader, data.get("observations"), reader.observation)
-    coverages = _collect(reader, data.get("coverage"), reader.coverage)
+    conditions = _collect(reader, data.get("conditions"), "conditions", reader.condition)
+    observations = _collect(reader, data.get("observations"), "observations", reader.observation)
+    coverages = _collect(reader, data.get("coverage"), "coverage", reader.coverage)
     for key, facts in (("conditions", conditions), ("observations", observations), ("coverage", coverages)):
         if facts is None:
             unreadable_keys.add(key)

@@ -110,6 +110,6 @@ def call_service(service_id: str):
     state = service_state()
     today = state.today or date.today()
     result = answer_hook(hook_request, state.library, today=today, timeout_s=state.fhir_timeout_s,
-                         base_url=state.base_url(), answers=state.answers)
+                         base_url=state.base_url(), answers=state.answers, facts=state.facts)
     note_hook(hook_request.hook, hook_request.hook_instance, [e.decision.value for e in result.evaluations])
     return jsonify(keep(storage(), service_id, body, hook_request, result, request.get_data(cache=True)))

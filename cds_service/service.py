@@ -9,6 +9,7 @@ from typing import Any
 from .cards import render_card
 from .crd import Assertion, Configuration, assertions_for, coverage_action
 from .evaluate import Evaluation, evaluate_order
+from .fact_cache import FactCache
 from .fhir_facts import build_record, read_drafts
 from .hook_request import HookRequest
 from .policies import PolicyLibrary
@@ -34,8 +35,11 @@ def _medications_in(resources: list[Mapping[str, Any]]) -> dict[str, Mapping[str
 
 
 def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, timeout_s: float,
-                base_url: str, answers: AnswersLookup | None = None) -> HookResult:
-    """Evaluate every routed draft order and render the response (no card for orders no policy covers)."""
+                base_url: str, answers: AnswersLookup | None = None, facts: FactCache | None = None) -> HookResult:
+    """Evaluate every routed draft order and render the response (no card for orders no policy covers).
+
+    `facts` remembers what byte-identical resources read as, across calls (the same chart arrives again).
+    """
     # systemActions is always present (CDS Hooks 2.0 allows it on every hook; order-sign and the CRD suites
     # require it there), also when a request for another hook reaches the order-sign service.
     empty: dict[str, Any] = {"cards": [], "systemActions": []}
@@ -45,7 +49,7 @@ def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, ti
     draft_meds = _medications_in(raw_drafts)
     if not may_route(library, raw_drafts, draft_meds):
         return HookResult(empty, [])
-    drafts, draft_unreadable = read_drafts(raw_drafts, draft_meds)
+    drafts, draft_unreadable = read_drafts(raw_drafts, draft_meds, facts)
     routed = route(library, drafts)
     if request.hook == "order-select" and request.selections:
         # Only the newly selected orders are evaluated; the other drafts are context (concurrent drugs).
@@ -59,7 +63,7 @@ def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, ti
     # Only what the routed policies read is validated: the cost follows their data, not the record's size.
     interest = library.interest_for(r.policy.key for r in routed)
     record = build_record(request.patient_id, gathered.data, drafts, medications, interest, today,
-                          [*draft_unreadable, *gathered.unreadable])
+                          [*draft_unreadable, *gathered.unreadable], facts)
     if answers is not None:
         record.answers = answers(request.patient_id, sorted({r.policy.key for r in routed}))
     raw_by_ref = {f"MedicationRequest/{r.get('id')}": r for r in raw_drafts

@@ -7,6 +7,7 @@ from datetime import date
 
 from flask import current_app, request
 
+from .fact_cache import FactCache
 from .policies import PolicyLibrary
 from .record import Answer
 
@@ -18,6 +19,7 @@ class ServiceState:
     public_base_url: str | None = None
     today: date | None = None
     answers: Callable[[str, list[str]], dict[str, Answer]] | None = None
+    facts: FactCache | None = None  # None: every resource is read afresh (CDS_FACT_CACHE_SIZE=0)
 
     def base_url(self) -> str:
         """The URL callers use: configured (behind a load balancer the Host is not trusted), else the request's."""
