@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 
 from cds_service import create_app
@@ -25,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="only the CPU time per call")
     args = parser.parse_args(argv)
     body = json.dumps(order_sign_request(PROFILE_BY_POLICY[args.policy], args.size)).encode()
-    client = create_app({"CDS_TODAY": TODAY.isoformat()}).test_client()
+    # A database of its own: the shared instance/ file grows with every run and other runs may write to it.
+    work = tempfile.TemporaryDirectory(prefix="cds-profile-")
+    client = create_app({"CDS_TODAY": TODAY.isoformat(),
+                         "CDS_DATABASE_URL": f"sqlite:///{work.name}/profile.sqlite3"}).test_client()
 
     def call() -> None:
         response = client.post(SERVICE_PATH, data=body, content_type="application/json")

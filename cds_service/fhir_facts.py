@@ -16,6 +16,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.coverage import Coverage
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
@@ -69,6 +70,7 @@ class Interest:
     names: set[str] = field(default_factory=set)
     _prefixes: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
     _names: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _seen: dict[tuple[bool, bytes], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def compile(self) -> Interest:
         """Freeze the matchers; call it after the last update (load_policies does)."""
@@ -90,6 +92,31 @@ class Interest:
         if self._names is None and self._prefixes is None:
             self.compile()
         return bool(text) and self._names is not None and self._names.search(text.lower()) is not None
+
+    def wants_concept(self, concept: Any, *, by_name: bool) -> bool:
+        """Whether a raw CodeableConcept may name what a policy reads: by code (drugs by name too); one whose shape
+        cannot be told from the raw JSON is left to validation.
+
+        Remembered by the concept's JSON bytes: a long history repeats a few dozen concepts thousands of times,
+        and screening each afresh cost more than parsing the record."""
+        try:
+            key = (by_name, orjson.dumps(concept))
+        except TypeError:
+            return self._wants_concept(concept, by_name)
+        found = self._seen.get(key)
+        if found is None:
+            if len(self._seen) >= _SEEN_CONCEPTS:
+                self._seen.clear()
+            found = self._seen[key] = self._wants_concept(concept, by_name)
+        return found
+
+    def _wants_concept(self, concept: Any, by_name: bool) -> bool:
+        if concept is not None and not _is_concept_shaped(concept):
+            return True
+        return self.wants_codes(_raw_codings(concept)) or (by_name and self.wants_text(_raw_texts(concept)))
+
+
+_SEEN_CONCEPTS = 20_000  # distinct concepts remembered per Interest before starting over
 
 
 # --- raw screening ---------------------------------------------------------------------------
@@ -152,16 +179,10 @@ def raw_medication(resource: Mapping, medications: Mapping[str, Mapping]) -> tup
 def _is_relevant(resource: Mapping, interest: Interest, medications: Mapping[str, Mapping]) -> bool:
     rtype = resource.get("resourceType")
     if rtype in ("Condition", "Observation", "Procedure"):
-        concept = resource.get("code")
-        if concept is not None and not _is_concept_shaped(concept):
-            return True  # what it codes cannot be told from the raw JSON: validation decides
         # Value sets match these by code only; the names policies know are drug names.
-        return interest.wants_codes(_raw_codings(concept))
+        return interest.wants_concept(resource.get("code"), by_name=False)
     if rtype in ("MedicationRequest", "MedicationAdministration", "MedicationStatement", "MedicationDispense"):
-        concept = _raw_med_concept(resource, medications)
-        if concept is not None and not _is_concept_shaped(concept):
-            return True
-        return interest.wants_codes(_raw_codings(concept)) or interest.wants_text(_raw_texts(concept))
+        return interest.wants_concept(_raw_med_concept(resource, medications), by_name=True)
     return True
 
 
