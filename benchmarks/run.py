@@ -18,6 +18,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from cds_service.cli import GUNICORN_CONFIG
+
 from .loadgen import Measurement, run_python, run_wrk, wrk_available
 from .readme_table import update_readme
 from .records import PROFILES, SIZES, TODAY, order_sign_request, record_size
@@ -40,9 +42,11 @@ def _free_port() -> int:
 
 @contextmanager
 def gunicorn(app: str, env: dict[str, str], log: Path):
-    """One gunicorn (WORKERS sync workers, no access log) on a free loopback port; yields its base URL."""
+    """One gunicorn (the service's config file, WORKERS sync workers, no access log) on a free loopback port;
+    yields its base URL. Both apps get the same settings."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
+    cmd = [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG, "--workers", str(WORKERS),
+           "--bind", f"127.0.0.1:{port}",
            "--log-level", "warning", "--timeout", "120", app]
     with log.open("w") as log_file:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT)

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+GUNICORN_CONFIG = "python:cds_service.gunicorn_conf"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
@@ -20,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return _migrate(args.database_url)
     if args.command == "serve":
-        os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers",
-                                   str(args.workers), "--access-logfile", "-", "cds_service:create_app()"])
+        os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG, "--bind", args.bind,
+                                   "--workers", str(args.workers), "--access-logfile", "-", "cds_service:create_app()"])
     return 0
 
 
