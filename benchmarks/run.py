@@ -2,7 +2,7 @@
 
 Starts both apps with the same gunicorn settings, generates order-sign requests for records of each size and
 each of the five policies, drives each app with wrk (or the Python fallback) and writes
-benchmarks/results/benchmark.{md,json,png}. About 30 s per record size with the defaults.
+benchmarks/results/benchmark.{md,json,png}. About 80 s per record size with the defaults.
 """
 from __future__ import annotations
 
@@ -107,15 +107,18 @@ def check_answers(base: str, bodies: dict[int, list[Path]]) -> dict[str, dict[st
 
 
 def measure_size(size: int, paths: list[Path], answered: dict[str, dict[str, Any]], bare: str, service: str,
-                 args: argparse.Namespace) -> dict[str, Any]:
-    """Both apps on one record size, in interleaved rounds so a noisy neighbour hits both alike.
+                 cold: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The apps on one record size, in interleaved rounds so a noisy neighbour hits all alike.
 
-    Each round runs the bare endpoint, the service on the mix of the five policies, then the service on each
-    policy that answers with a card alone (the mix hides a full evaluation behind orders no policy covers yet).
+    Each round runs the bare endpoint, the service on the mix of the five policies, the same mix on a service
+    that remembers no facts (every resource validated on every call: a chart's first call), then the service
+    on each policy that answers with a card alone (the mix hides a full evaluation behind orders no policy
+    covers).
     """
     run = run_wrk if args.loadgen == "wrk" else run_python
     carded = [p for p in paths if answered[p.stem.rsplit("-", 1)[0]][str(size)] != NO_CARD]
-    targets: list[tuple[str, str, list[Path]]] = [("bare", bare, paths), ("service", service, paths)]
+    targets: list[tuple[str, str, list[Path]]] = [("bare", bare, paths), ("service", service, paths),
+                                                  ("cold", cold, paths)]
     targets += [(p.stem.rsplit("-", 1)[0], service, [p]) for p in carded]
     slices: dict[str, list[Measurement]] = {name: [] for name, *_ in targets}
     for _name, base, bodies in targets:
@@ -126,8 +129,9 @@ def measure_size(size: int, paths: list[Path], answered: dict[str, dict[str, Any
             slices[name].append(run(base, SERVICE_PATH, bodies, args.duration / args.rounds, args.connections))
     combined = {name: Measurement.combine(runs).as_dict() for name, runs in slices.items()}
     row: dict[str, Any] = {"size": size, "body_bytes": round(sum(p.stat().st_size for p in paths) / len(paths)),
-                           "bare": combined.pop("bare"), "service": combined.pop("service"), "per_policy": combined}
-    for name, m in [("bare", row["bare"]), ("service", row["service"]), *combined.items()]:
+                           "bare": combined.pop("bare"), "service": combined.pop("service"),
+                           "cold": combined.pop("cold"), "per_policy": combined}
+    for name, m in [("bare", row["bare"]), ("service", row["service"]), ("cold", row["cold"]), *combined.items()]:
         print(f"{size:>6} {name:<12} p50 {m['p50_ms']:8.1f} ms  p99 {m['p99_ms']:8.1f} ms  "
               f"{m['throughput']:7.1f} req/s", flush=True)
     return row
@@ -172,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         service_env = {"CDS_DATABASE_URL": f"sqlite:///{work / 'bench.sqlite'}", "CDS_TODAY": TODAY.isoformat(),
                        "CDS_ENV": "development"}
         service = stack.enter_context(gunicorn("cds_service:create_app()", service_env, work / "service.log"))
+        cold_env = {**service_env, "CDS_DATABASE_URL": f"sqlite:///{work / 'cold.sqlite'}", "CDS_FACT_CACHE_SIZE": "0"}
+        cold = stack.enter_context(gunicorn("cds_service:create_app()", cold_env, work / "cold.log"))
         bare = stack.enter_context(gunicorn("benchmarks.bare_app:create_app()", {}, work / "bare.log"))
         answered = check_answers(service, bodies)
-        rows = [measure_size(size, bodies[size], answered, bare, service, args) for size in args.sizes]
+        rows = [measure_size(size, bodies[size], answered, bare, service, cold, args) for size in args.sizes]
     loaded = sorted(p.stem for p in (ROOT / "cards").glob("*.json"))
     results = {
         "meta": {"loadgen": args.loadgen, "connections": args.connections, "duration_s": args.duration,
