@@ -10,13 +10,13 @@ at once. The invariants that differ between the two are met by never using the c
 """
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from .cards import copy_json
 from .evaluate import Decision, Evaluation, Status
 from .record import PatientRecord
 
@@ -114,8 +114,9 @@ def _reason(evaluation: Evaluation, asks_documentation: bool) -> str:
         if excl is None:
             return f"Not covered under {number}"
         # Name the exclusion that applies (the met clauses under the exclusion root), not just its section.
-        met = [e for e in evaluation.trace if e.status is Status.MET and e.criterion.children == ()
-               and excl.id in evaluation.policy.ancestors(e.id)]
+        under = evaluation.policy.tree.within((excl.id,))
+        met = [e for e in evaluation.entries(Status.MET) if e.criterion.children == () and e.id in under
+               and e.id != excl.id]
         said = "; ".join(f"{e.id}: {e.criterion.text}" for e in met[:3]) or f"{excl.id}: {excl.criterion.text}"
         return f"Not covered under {number} ({said})"
     said = {
@@ -133,20 +134,23 @@ def assertions_for(evaluation: Evaluation, record: PatientRecord, hook: str, que
                    today: date) -> list[Assertion]:
     """One assertion per active Coverage on record (none without one). order-select never asks for documents."""
     coverages = [c for c in record.coverages or () if c.status == "active"]
+    if not coverages:
+        return []
     asks = hook == "order-sign" and evaluation.decision is Decision.DOCUMENTATION_NEEDED
     not_covered = evaluation.decision is Decision.NOT_COVERED
+    reason = _reason(evaluation, asks)  # the same for every coverage
     return [Assertion(
         id=uuid.uuid4().hex, order_ref=evaluation.order.ref, coverage_ref=cov.ref, policy=evaluation.policy.key,
         decision=evaluation.decision.value, covered="not-covered" if not_covered else "covered",
         pa_needed=None if not_covered else "auth-needed", doc_needed="clinical" if asks else None,
-        questionnaire=questionnaire_url if asks else None, reason=_reason(evaluation, asks), assertion_date=today,
+        questionnaire=questionnaire_url if asks else None, reason=reason, assertion_date=today,
     ) for cov in coverages]
 
 
 def coverage_action(raw_order: Mapping[str, Any], assertions: list[Assertion], policy_number: str) -> dict[str, Any]:
     """The draft order unchanged but for its coverage-information extensions (earlier ones for the same
     coverage are replaced: this assertion supersedes them)."""
-    resource = copy.deepcopy(dict(raw_order))
+    resource = copy_json(raw_order)
     ours = {a.coverage_ref for a in assertions}
     kept = [e for e in resource.get("extension") or () if not _is_coverage_info_for(e, ours)]
     resource["extension"] = kept + [a.extension() for a in assertions]

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from .errors import PolicyFileError
 from .evaluate import kinds as _kinds  # noqa: F401  (registers every kind)
-from .evaluate.criterion import Criterion, Predicate
+from .evaluate.criterion import Criterion, Predicate, TreeIndex
 from .evaluate.registry import GUARD_KINDS, LEAF_KINDS, reads_of
 from .fhir_facts import Interest
 from .record import normalise_code
@@ -57,14 +57,14 @@ class Policy:
     parents: dict[str, str] = field(default_factory=dict)
     reads: tuple[str, ...] = ()
     interest: Interest = field(default_factory=Interest)  # the codes and drug names this policy can read
+    tree: TreeIndex = field(init=False, repr=False, compare=False)  # each clause's place in the tree, built at load
+
+    def __post_init__(self) -> None:
+        self.tree = TreeIndex.build(self.roots.values())
 
     def ancestors(self, clause_id: str) -> list[str]:
         """Clause ids above this one, nearest first."""
-        out = []
-        while clause_id in self.parents:
-            clause_id = self.parents[clause_id]
-            out.append(clause_id)
-        return out
+        return list(self.tree.ancestors(clause_id))
 
     @property
     def decision(self) -> Mapping[str, Any]:

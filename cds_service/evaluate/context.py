@@ -4,9 +4,11 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ..record import Answer, MedicationFact, PatientRecord
+from ..dosing import GivenDose, given_doses
+from ..record import Answer, Code, MedicationFact, ObservationFact, PatientRecord
 from ..terminology import DrugGroup, ValueSet
 
 if TYPE_CHECKING:
@@ -21,9 +23,10 @@ class EvalContext:
     phase: str = "initial"
     memo: dict[Hashable, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def order_date(self) -> date:
-        """The date the order is for: its first dose, else authoredOn, else the evaluation date."""
+        """The date the order is for: its first dose, else authoredOn, else the evaluation date (read by most
+        rows, so worked out once)."""
         return self.order.start or self.order.authored_on or self.record.as_of
 
     def value_set(self, name: str) -> ValueSet:
@@ -46,3 +49,50 @@ class EvalContext:
         if key not in self.memo:
             self.memo[key] = compute()
         return self.memo[key]
+
+    def cached_for(self, key: Hashable, of: DrugGroup | ValueSet, compute: Callable[[], Any]) -> Any:
+        """`cached` for work about one drug group or value set of the policy, keyed by the object's identity:
+        these dataclasses hash field by field in Python, on every look-up."""
+        slot = (key, id(of))
+        hit = self.memo.get(slot)
+        if hit is None or hit[0] is not of:
+            hit = self.memo[slot] = (of, compute())
+        return hit[1]
+
+    def meds_of(self, drug: DrugGroup) -> tuple[MedicationFact, ...]:
+        """The record's medications of one drug group, in record order: matched once per evaluation, since
+        phase selection, prior therapy, lines of therapy and dose history all ask about the same few drugs."""
+        return self.cached_for("meds", drug, lambda: tuple(m for m in self.record.medications or ()
+                                                           if drug.matches(m)))
+
+    def observations_coded(self, matches: Callable[[Code], bool]) -> tuple[ObservationFact, ...]:
+        """The record's observations carrying a code that `matches`, in record order."""
+        observations = self.record.observations or ()
+        return tuple(observations[i] for i in self.positions_coded(matches))
+
+    def positions_coded(self, matches: Callable[[Code], bool]) -> list[int]:
+        """Positions in `record.observations` of those carrying a code that `matches`, ascending. Each distinct
+        code is tested once: a long record repeats a few dozen lab and vital-sign codes over thousands of
+        observations."""
+        index = self.memo.get("observation_codes")
+        if index is None:
+            index = self.memo["observation_codes"] = _code_index(self.record.observations or ())
+        return sorted({i for code, where in index.values() if matches(code) for i in where})
+
+    def given_doses(self, drug: DrugGroup, before: date | None = None) -> list[GivenDose] | None:
+        """`dosing.given_doses` of the record, worked out once per drug and cutoff for this evaluation."""
+        found = self.cached_for(("given", before), drug, lambda: given_doses(self.record, drug, before=before))
+        return None if found is None else list(found)
+
+
+def _code_index(observations: tuple[ObservationFact, ...]) -> dict[tuple[str, str], tuple[Code, list[int]]]:
+    """(system, code) -> (the code, positions of the observations that carry it)."""
+    index: dict[tuple[str, str], tuple[Code, list[int]]] = {}
+    for i, obs in enumerate(observations):
+        for code in obs.codes:
+            key = (code.system, code.code)
+            if key not in index:
+                index[key] = (code, [i])
+            else:
+                index[key][1].append(i)
+    return index

@@ -1,8 +1,9 @@
 """A policy's criteria tree, as read from its file in cards/."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -22,6 +23,11 @@ class Predicate:
             return None
         return cls(data["kind"], data.get("params", {}), bool(data.get("negate")), data.get("text", ""),
                    data.get("source", ""))
+
+    @cached_property
+    def probe(self) -> Criterion:
+        """The guard as a leaf criterion, for a guard naming a leaf kind: built once, not on every evaluation."""
+        return Criterion(id=f"guard:{self.kind}", text=self.text or self.kind, kind=self.kind, params=self.params)
 
 
 @dataclass(frozen=True)
@@ -66,3 +72,45 @@ class Criterion:
         yield self
         for child in self.children:
             yield from child.walk()
+
+
+@dataclass(frozen=True)
+class TreeIndex:
+    """Where each clause sits in a policy's tree, worked out once when the policy loads.
+
+    The evaluator and the card renderer ask these questions of every trace entry; walking parent links (and
+    the branches beside them) each time made a request's work grow with the square of its trace.
+    """
+
+    lineage: Mapping[str, tuple[str, ...]]  # the clause itself, then its ancestors nearest first
+    indications: Mapping[str, tuple[str, ...]]  # indication rows heading a branch the clause lies on
+    _within: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def build(cls, roots: Iterable[Criterion]) -> TreeIndex:
+        lineage: dict[str, tuple[str, ...]] = {}
+        indications: dict[str, tuple[str, ...]] = {}
+
+        def visit(node: Criterion, above: tuple[str, ...], heads: tuple[str, ...]) -> None:
+            lineage[node.id] = (node.id, *above)
+            indications[node.id] = heads
+            below = tuple(c.id for c in node.children if c.role == "indication")
+            for child in node.children:
+                visit(child, lineage[node.id], below + heads)
+
+        for root in roots:
+            visit(root, (), ())
+        return cls(lineage, indications)
+
+    def ancestors(self, clause_id: str) -> tuple[str, ...]:
+        """Clause ids above this one, nearest first (none for a clause outside the tree)."""
+        return self.lineage.get(clause_id, (clause_id,))[1:]
+
+    def within(self, roots: tuple[str, ...]) -> frozenset[str]:
+        """Every clause at or below one of these roots; memoised, since a policy names a few fixed root lists."""
+        found = self._within.get(roots)
+        if found is None:
+            wanted = frozenset(roots)
+            found = frozenset(c for c, line in self.lineage.items() if not wanted.isdisjoint(line))
+            self._within[roots] = found
+        return found

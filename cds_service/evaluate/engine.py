@@ -10,8 +10,11 @@ from .criterion import Criterion, Predicate
 from .registry import GUARD_KINDS, LEAF_KINDS
 from .status import Result, Status, all_of, any_of, negate
 
+_STATUS_TEXT = {status: status.value for status in Status}  # Enum.value is a Python-level property: read it once
+_OWN_ANSWERS = frozenset({"referral", "documentation"})  # kinds that read their own answers (or never decide)
 
-@dataclass
+
+@dataclass(slots=True)
 class TraceEntry:
     """One evaluated node, as the trace of contract §5 reports it."""
 
@@ -21,15 +24,17 @@ class TraceEntry:
     missing: list[str] = field(default_factory=list)
     breach: dict[str, Any] | None = None
     referral: dict[str, Any] | None = None
+    # Stored, not a property: the renderer reads every entry's id many times.
+    id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def id(self) -> str:
-        return self.criterion.id
+    def __post_init__(self) -> None:
+        self.id = self.criterion.id
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "status": self.status.value, "text": self.criterion.text}
-        if self.criterion.kind:
-            out["kind"] = self.criterion.kind
+        criterion = self.criterion
+        out: dict[str, Any] = {"id": self.id, "status": _STATUS_TEXT[self.status], "text": criterion.text}
+        if criterion.kind:
+            out["kind"] = criterion.kind
         if self.evidence:
             out["evidence"] = self.evidence
         if self.missing:
@@ -53,30 +58,29 @@ class Tracer:
         entry = TraceEntry(node)
         self.entries.append(entry)
         self.by_id[node.id] = entry
+        guard, why = Status.MET, ""
         if node.requires is not None:
             guard, why = self.predicate(node.requires)
             if guard is Status.NOT_MET:
                 entry.status = Status.NOT_MET
                 entry.evidence.append(f"does not apply: {why}")
                 return entry.status
-        else:
-            guard, why = Status.MET, ""
+        applies, why_applies = Status.MET, ""
         if node.applies_if is not None:
             applies, why_applies = self.predicate(node.applies_if)
             if applies is Status.NOT_MET:
                 entry.status = Status.MET
                 entry.evidence.append(f"not applicable: {why_applies}")
-                return all_of([guard, entry.status])
-        else:
-            applies, why_applies = Status.MET, ""
+                return guard  # met or unknown: the guard AND this met row
         own = self._own(node, entry)
         if applies is Status.UNKNOWN and own is not Status.MET:
             own = Status.UNKNOWN
             entry.missing.append(f"whether it applies: {why_applies}")
         if guard is Status.UNKNOWN:
             entry.missing.append(why)
-        entry.status = all_of([guard, own])
-        return entry.status
+            own = Status.NOT_MET if own is Status.NOT_MET else Status.UNKNOWN  # Kleene AND with an unknown guard
+        entry.status = own
+        return own
 
     def _own(self, node: Criterion, entry: TraceEntry) -> Status:
         if node.derived is not None:
@@ -86,10 +90,12 @@ class Tracer:
             return all_of(statuses) if node.combinator == "all_of" else any_of(statuses)
         result: Result = LEAF_KINDS[node.kind].evaluate(node, self.ctx)
         # Referral rows never decide (clauses.md §0.3); documentation rows read their own answers (with params).
-        if node.kind not in ("referral", "documentation"):
+        if node.kind not in _OWN_ANSWERS and self.ctx.record.answers:
             result = reconcile(node, result, self.ctx)
-        entry.evidence.extend(result.evidence)
-        entry.missing.extend(result.missing)
+        if result.evidence:
+            entry.evidence.extend(result.evidence)
+        if result.missing:
+            entry.missing.extend(result.missing)
         entry.breach, entry.referral = result.breach, result.referral
         return result.status
 
@@ -101,16 +107,16 @@ class Tracer:
             return Status.NOT_MET
         source = self.by_id.get(target)
         status = source.status if source else self.evaluate(self.ctx.policy.nodes[target])
-        entry.evidence.append(f"{target} is {status.value}")
+        entry.evidence.append(f"{target} is {_STATUS_TEXT[status]}")
         return negate(status)
 
     def predicate(self, pred: Predicate) -> tuple[Status, str]:
         """A guard's truth value and a phrase saying why, from a guard kind or any leaf kind."""
-        if pred.kind in GUARD_KINDS:
-            status, why = GUARD_KINDS[pred.kind].evaluate(pred, self.ctx)
+        guard = GUARD_KINDS.get(pred.kind)
+        if guard is not None:
+            status, why = guard.evaluate(pred, self.ctx)
         else:
-            probe = Criterion(id=f"guard:{pred.kind}", text=pred.text or pred.kind, kind=pred.kind, params=pred.params)
-            result = LEAF_KINDS[pred.kind].evaluate(probe, self.ctx)
+            result = LEAF_KINDS[pred.kind].evaluate(pred.probe, self.ctx)
             status = result.status
             why = "; ".join(result.evidence or result.missing) or pred.text
         if pred.negate:

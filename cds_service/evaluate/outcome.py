@@ -24,11 +24,13 @@ class Decision(StrEnum):
 
 
 _RANK = {Status.MET: 2, Status.UNKNOWN: 1, Status.NOT_MET: 0}
+_STATUSES = tuple(_RANK)
 
 
 @dataclass
 class Evaluation:
-    """Everything the response layer renders for one evaluated order."""
+    """Everything the response layer renders for one evaluated order. The trace is final once this is built:
+    the views of it below (by id, by status) are worked out once, on first use."""
 
     policy: Policy
     order: MedicationFact
@@ -48,16 +50,34 @@ class Evaluation:
         """Trace entries by clause id, built once (the card renderer looks up ancestors of every entry)."""
         return {e.id: e for e in self.trace}
 
+    @cached_property
+    def _by_status(self) -> dict[Status, list[TraceEntry]]:
+        """The trace split by status in one pass (the renderer asks for not-met and unknown rows several times)."""
+        out: dict[Status, list[TraceEntry]] = {status: [] for status in _STATUSES}
+        for e in self.trace:
+            out[e.status].append(e)
+        return out
+
+    @cached_property
+    def _ids_by_status(self) -> dict[Status, frozenset[str]]:
+        rows = self.by_id.items()
+        return {status: frozenset({clause for clause, e in rows if e.status is status}) for status in _STATUSES}
+
+    def ids_with(self, status: Status) -> frozenset[str]:
+        """Clause ids whose entry (in `by_id`) has this status: the renderer tests each row's ancestors against
+        them with one set operation instead of a look-up per ancestor."""
+        return self._ids_by_status[status]
+
     @property
     def breaches(self) -> list[TraceEntry]:
-        return [e for e in self.trace if e.breach and e.status is Status.NOT_MET]
+        return [e for e in self._by_status[Status.NOT_MET] if e.breach]
 
     def entries(self, status: Status) -> list[TraceEntry]:
-        return [e for e in self.trace if e.status is status]
+        return list(self._by_status[status])
 
     def unknown_leaves(self) -> list[TraceEntry]:
         """Leaves whose status is unknown: each becomes a question of the documentation form."""
-        return [e for e in self.trace if e.status is Status.UNKNOWN and e.criterion.is_leaf
+        return [e for e in self._by_status[Status.UNKNOWN] if e.criterion.kind is not None
                 and e.criterion.kind != "referral"]
 
     def trace_json(self) -> dict[str, Any]:
@@ -139,9 +159,11 @@ def evaluate_order(policy: Policy, record: PatientRecord, order: MedicationFact,
 
 def _exclusion_undecided(tracer: Tracer, policy: Policy) -> bool:
     """True when an exclusion leaf (referral rows aside, which never decide) is unknown."""
-    roots = set(policy.decision.get("exclusions", ()))
-    return any(e.status is Status.UNKNOWN and e.criterion.is_leaf and e.criterion.kind != "referral"
-               and roots & {e.id, *policy.ancestors(e.id)} for e in tracer.entries)
+    rows = policy.tree.within(tuple(policy.decision.get("exclusions", ())))
+    for e in tracer.entries:
+        if e.status is Status.UNKNOWN and e.id in rows and e.criterion.kind not in (None, "referral"):
+            return True
+    return False
 
 
 def _any_met(tracer: Tracer, clause_ids) -> bool:

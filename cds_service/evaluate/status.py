@@ -16,7 +16,7 @@ class Status(StrEnum):
 
 def all_of(statuses: Iterable[Status]) -> Status:
     """Kleene AND: not-met wins, then unknown, else met."""
-    seen = set(statuses)
+    seen = statuses if isinstance(statuses, list | tuple) else list(statuses)  # every status is still computed
     if Status.NOT_MET in seen:
         return Status.NOT_MET
     return Status.UNKNOWN if Status.UNKNOWN in seen else Status.MET
@@ -24,14 +24,17 @@ def all_of(statuses: Iterable[Status]) -> Status:
 
 def any_of(statuses: Iterable[Status]) -> Status:
     """Kleene OR: met wins, then unknown, else not-met."""
-    seen = set(statuses)
+    seen = statuses if isinstance(statuses, list | tuple) else list(statuses)
     if Status.MET in seen:
         return Status.MET
     return Status.UNKNOWN if Status.UNKNOWN in seen else Status.NOT_MET
 
 
+_NEGATED = {Status.MET: Status.NOT_MET, Status.NOT_MET: Status.MET}
+
+
 def negate(status: Status) -> Status:
-    return {Status.MET: Status.NOT_MET, Status.NOT_MET: Status.MET}.get(status, Status.UNKNOWN)
+    return _NEGATED.get(status, Status.UNKNOWN)
 
 
 @dataclass

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 
-from ...dosing import expand_order, given_doses, intensity_mg_per_m2
+from ...dosing import intensity_mg_per_m2
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result
-from .doses import MG_PER_M2, PER_DOSE_MODES, amount, current_bsa, effective_max, undecided_max
+from .doses import MG_PER_M2, PER_DOSE_MODES, amount, current_bsa, effective_max, order_schedule, undecided_max
 
 _READS = ("observations", "patient", "medicationRequests", "medicationAdministrations", "medicationStatements",
           "medicationDispenses")
@@ -34,7 +34,7 @@ def evaluate_bsa_cap(criterion: Criterion, ctx: EvalContext) -> Result:
     ceiling = per_m2 * max_bsa
     capped = f"{per_m2:g} mg/m2 × {max_bsa:g} m2 = {ceiling:.1f} mg"
     evidence, undecided = [], undecided_max(ctx, p)
-    for dose in expand_order(ctx.order, ctx.order_date).doses:
+    for dose in order_schedule(ctx).doses:
         q = dose.quantity
         if q is None:
             return Result.unknown("a readable dose on the order (doseQuantity)")
@@ -64,7 +64,7 @@ def dose_with_escalation(criterion: Criterion, ctx: EvalContext) -> Result:
     p = criterion.params
     cap, step = float(p["max"]), p["escalation"]
     worst = 0.0
-    for dose in expand_order(ctx.order, ctx.order_date).doses:
+    for dose in order_schedule(ctx).doses:
         value, _ = amount(ctx, dose.quantity, MG_PER_M2)
         if value is None:
             return Result.unknown("height and weight within 30 days (to compute BSA)" if dose.quantity
@@ -86,7 +86,7 @@ def dose_with_escalation(criterion: Criterion, ctx: EvalContext) -> Result:
 
 
 def _prior_at_most(ctx: EvalContext, level: float) -> str | None:
-    for dose in reversed(given_doses(ctx.record, ctx.policy.own_drug, before=ctx.order_date) or []):
+    for dose in reversed(ctx.given_doses(ctx.policy.own_drug, before=ctx.order_date) or []):
         value, _ = amount(ctx, dose.quantity, MG_PER_M2, dose.day)
         if value is not None and value <= level + 1e-9:
             return f"{dose.ref}: {value:.1f} mg/m2 given on {dose.day}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from ...dosing import given_doses
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
@@ -27,7 +26,7 @@ def evaluate_duration(criterion: Criterion, ctx: EvalContext) -> Result:
     if "mode" in p:
         return DURATION_MODES[p["mode"]](criterion, ctx)
     drug = ctx.drug(p.get("drug", "self"))
-    history = given_doses(ctx.record, drug, before=ctx.order_date)
+    history = ctx.given_doses(drug, before=ctx.order_date)
     if not history:
         return Result.unknown(f"date of the first {drug.display} dose")
     days = (ctx.order_date - history[0].day).days
@@ -38,7 +37,13 @@ def evaluate_duration(criterion: Criterion, ctx: EvalContext) -> Result:
 
 
 def count_prior_lines(ctx: EvalContext, drug_names: list[str]) -> tuple[int, list[str]]:
-    """Regimens before the order: explicit groups first, else agents started within 14 days of each other."""
+    """Regimens before the order: explicit groups first, else agents started within 14 days of each other.
+    Memoised per list of drugs: several rows of a policy count the lines of the same agents."""
+    lines, evidence = ctx.cached(("prior_lines", tuple(drug_names)), lambda: _count_prior_lines(ctx, drug_names))
+    return lines, list(evidence)
+
+
+def _count_prior_lines(ctx: EvalContext, drug_names: list[str]) -> tuple[int, tuple[str, ...]]:
     starts: list[tuple[date, str, str | None]] = []
     for name in drug_names:
         for med in received_before(ctx, ctx.drug(name), before=ctx.order_date - timedelta(days=1)):
@@ -57,7 +62,7 @@ def count_prior_lines(ctx: EvalContext, drug_names: list[str]) -> tuple[int, lis
         if group:
             groups.add(group)
         evidence.append(f"line {lines}: {ctx.drug(name).display} from {day}")
-    return lines, evidence
+    return lines, tuple(evidence)
 
 
 @leaf_kind("line_of_therapy", reads=("medicationRequests", "medicationAdministrations", "medicationStatements",

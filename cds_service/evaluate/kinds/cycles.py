@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ...dosing import expand_order, given_doses
 from ...record import Quantity
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result
 from .course import DURATION_MODES
-from .doses import INTERVAL_MODES, MG_PER_M2, PER_DOSE_MODES, amount, current_bsa
+from .doses import INTERVAL_MODES, MG_PER_M2, PER_DOSE_MODES, amount, current_bsa, order_schedule
 
 # §0.5.9: a cycle closes after its 3rd dose (D1, D8, D15), or when the next dose comes ≥ 14 days after the last
 # (a skipped dose). Gaps alone cannot separate cycles: C2D1 of a 21-day cycle 1 comes 7 days after D15.
@@ -88,8 +87,8 @@ def _explicit(ctx: EvalContext) -> int | None:
     group = ctx.order.group
     if not group:
         return None
-    earlier = {m.group for m in ctx.record.medications or ()
-               if m.source == "request" and m.group and m.group != group and ctx.policy.own_drug.matches(m)
+    earlier = {m.group for m in ctx.meds_of(ctx.policy.own_drug)
+               if m.source == "request" and m.group and m.group != group
                and m.status in ("active", "completed", "stopped") and (m.start or date.min) < ctx.order_date}
     return len(earlier) if earlier else None
 
@@ -100,14 +99,14 @@ def cycles_of(ctx: EvalContext) -> Cycles:
 
 
 def _cycles(ctx: EvalContext) -> Cycles:
-    schedule = expand_order(ctx.order, ctx.order_date)
+    schedule = order_schedule(ctx)
     planned = [(d.day, d.quantity, True, ctx.order.ref, d.sequence) for d in schedule.doses]
     before = _explicit(ctx)
     if before is not None:
         doses = tuple(CycleDose(d[0], d[1], True, before + 1, i + 1, d[3], d[4])
                       for i, d in enumerate(sorted(planned, key=lambda d: d[0])))
         return Cycles(doses, True, f"cycles by groupIdentifier: {before} earlier cycle order(s)")
-    given = given_doses(ctx.record, ctx.policy.own_drug, before=ctx.order_date)
+    given = ctx.given_doses(ctx.policy.own_drug, before=ctx.order_date)
     history = [(g.day, g.quantity, False, g.ref, None) for g in given or ()]
     how = f"{len(history)} administration(s) on record" if given is not None else "administration history not supplied"
     return Cycles(tuple(_walk(history + planned)), given is not None, how)
@@ -280,7 +279,7 @@ def cycle_length(criterion: Criterion, ctx: EvalContext) -> Result:
 def order_span(criterion: Criterion, ctx: EvalContext) -> Result:
     """The order itself: at most `maxDoses` doses, the last within `maxDays` (or `maxMonths`) of the first."""
     p = criterion.params
-    schedule = expand_order(ctx.order, ctx.order_date)
+    schedule = order_schedule(ctx)
     if not schedule.bounded:
         return Result.met(f"the order states no end: the authorization period is {p.get('period', 'the maximum')}")
     days = [d.day for d in schedule.doses]

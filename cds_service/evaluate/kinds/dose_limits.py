@@ -23,10 +23,8 @@ from ...dosing import (
     absolute_mg,
     dispensed_doses,
     expand_order,
-    given_doses,
     is_unit_dose,
     step,
-    weight_kg,
     window_start,
     with_dispense_count,
 )
@@ -35,7 +33,7 @@ from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
 from ..status import Result, Status
-from .doses import MG_PER_M2, amount, current_bsa, unit_strength
+from .doses import MG_PER_M2, amount, current_bsa, order_schedule, unit_strength, weight_of_day
 from .medications import is_prescribed_now
 
 _DOSE_READS = ("observations", "medicationAdministrations", "patient")
@@ -51,7 +49,7 @@ def _mg(ctx: EvalContext, q: Quantity | None, on: date, strength: float | None =
     """A dose in mg on a day: mg/m² × BSA, mg/kg × weight, capsules × strength."""
     value, _ = amount(ctx, q, MG, on)
     if value is None and strength is not None and q is not None:
-        weight = weight_kg(ctx.record, on)
+        weight = weight_of_day(ctx, on)
         value = absolute_mg(q, current_bsa(ctx), weight[0] if weight else None, strength)
     return value
 
@@ -79,7 +77,7 @@ def evaluate_dose_absolute(criterion: Criterion, ctx: EvalContext) -> Result:
     A per-dose cap: history is not needed (clauses.md §0.5.5)."""
     caps = {int(row["day"]): float(row["max"]) for row in criterion.params["perDay"]}
     last_day = max(caps)
-    schedule = expand_order(ctx.order, ctx.order_date)
+    schedule = order_schedule(ctx)
     planned = []
     for dose in schedule.doses:
         mg = _mg(ctx, dose.quantity, dose.day)
@@ -87,7 +85,7 @@ def evaluate_dose_absolute(criterion: Criterion, ctx: EvalContext) -> Result:
             return Result.unknown("a dose in mg, or height and weight to convert mg/m² (BSA)")
         planned.append((dose.day, mg))
     first_planned = min(day for day, _ in planned)
-    history = [(g.day, _mg(ctx, g.quantity, g.day)) for g in given_doses(ctx.record, ctx.policy.own_drug) or ()
+    history = [(g.day, _mg(ctx, g.quantity, g.day)) for g in ctx.given_doses(ctx.policy.own_drug) or ()
                if first_planned - timedelta(days=last_day) < g.day < first_planned]
     history = [(day, mg) for day, mg in history if mg is not None]
     episode_start = min([first_planned, *(day for day, _ in history)])
@@ -141,7 +139,7 @@ def evaluate_dose_ratio(criterion: Criterion, ctx: EvalContext) -> Result:
     each pair must be ≤ max : 1 and no dose may go without a partner dose that day."""
     partner = ctx.drug(criterion.params["partner"])
     ratio_cap = float(criterion.params["max"])
-    ours = expand_order(ctx.order, ctx.order_date).doses
+    ours = order_schedule(ctx).doses
     theirs: dict[date, list[Quantity | None]] = defaultdict(list)
     seen = set()
     orders = _partner_orders(ctx, partner)
@@ -154,7 +152,7 @@ def evaluate_dose_ratio(criterion: Criterion, ctx: EvalContext) -> Result:
             if key not in seen:
                 seen.add(key)
                 theirs[dose.day].append(dose.quantity)
-    for given in given_doses(ctx.record, partner) or ():
+    for given in ctx.given_doses(partner) or ():
         key = (given.day, given.quantity)
         if key not in seen:
             seen.add(key)
@@ -262,7 +260,7 @@ def evaluate_schedule_limits(criterion: Criterion, ctx: EvalContext) -> Result:
 
 def _oral_history(ctx: EvalContext, criterion: Criterion) -> tuple[list[_Dose] | None, list[str]]:
     drug = ctx.drug(criterion.params.get("drug", "self"))
-    given = given_doses(ctx.record, drug, before=ctx.order_date)
+    given = ctx.given_doses(drug, before=ctx.order_date)
     dispensed, problems = dispensed_doses(ctx.record, drug, lambda m: unit_strength(ctx, m))
     if given is None and dispensed is None:
         return None, []
@@ -347,7 +345,7 @@ def evaluate_threshold(criterion: Criterion, ctx: EvalContext) -> Result:
     history_supplied = ctx.record.has("medicationAdministrations")
     for name, factor in factors.items():
         group = ctx.drug(name)
-        for g in given_doses(ctx.record, group, before=ctx.order_date) or ():
+        for g in ctx.given_doses(group, before=ctx.order_date) or ():
             value, _ = amount(ctx, g.quantity, unit, g.day)
             if value is None:
                 return Result.unknown(f"{g.ref}: {group.display} dose on {g.day} in {unit} (height and weight)")

@@ -2,26 +2,30 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from ...dosing import (
+    BSA_LOINC,
+    HEIGHT_LOINC,
+    WEIGHT_LOINC,
     Bsa,
     GivenDose,
     Schedule,
     absolute_mg,
     bsa_on,
     expand_order,
-    given_doses,
     intensity_mg_per_m2,
     step,
     strength_in_text,
     weight_kg,
     window_start,
 )
-from ...record import MedicationFact, Quantity
+from ...record import MedicationFact, ObservationFact, PatientRecord, Quantity
+from ...terminology import DrugGroup
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
@@ -34,11 +38,60 @@ MG_PER_M2 = "mg/m2"
 # Optional params handled in dose_limits (kept here so this module does not import it at load time).
 SCHEDULE_PARAMS = frozenset({"perDose", "maxDoses", "windows"})
 THRESHOLD_PARAMS = frozenset({"drugs", "includeConcurrent", "notMetFrom"})
+_SIZE_CODES = (frozenset(WEIGHT_LOINC), frozenset(HEIGHT_LOINC), frozenset(BSA_LOINC))
+
+
+def bsa_of_day(ctx: EvalContext, day: date) -> Bsa | None:
+    """BSA on a day (memoised per day: the caps of one order read the same days)."""
+    return ctx.cached(("bsa", day), lambda: bsa_on(_body_size_on(ctx, day), day, is_adult(ctx)))
+
+
+def weight_of_day(ctx: EvalContext, day: date) -> tuple[float, ObservationFact] | None:
+    """`dosing.weight_kg` on a day, memoised per day like the BSA."""
+    return ctx.cached(("weight", day), lambda: weight_kg(_body_size_on(ctx, day), day))
+
+
+def _body_size_on(ctx: EvalContext, day: date) -> PatientRecord:
+    """A record holding, for weight, height and BSA each, only the observations of the newest date on or before
+    `day` that have a value. The dosing look-ups take the newest such observation (the first recorded on a tie),
+    so they find the same one here, without scanning the whole vital-sign history for every day a dose was given."""
+    return ctx.cached(("body_size", day), lambda: _newest_sizes(ctx, day))
+
+
+def _newest_sizes(ctx: EvalContext, day: date) -> PatientRecord:
+    record = ctx.record
+    if record.observations is None:
+        return PatientRecord(record.patient_ref, record.as_of)
+    picked: list[int] = []
+    for days, positions in ctx.cached("body_size_index", lambda: _size_index(ctx)):
+        end = bisect_right(days, day)
+        if end:
+            picked += positions[bisect_left(days, days[end - 1]):end]
+    chosen = [record.observations[i] for i in sorted(set(picked))]
+    return PatientRecord(record.patient_ref, record.as_of, observations=tuple(chosen))
+
+
+def _size_index(ctx: EvalContext) -> list[tuple[list[date], list[int]]]:
+    """Per group of codes (weight, height, BSA): dates and record positions of its dated observations with a
+    value, in date order then record order."""
+    observations = ctx.record.observations or ()
+    out = []
+    for codes in _SIZE_CODES:
+        positions = ctx.positions_coded(lambda c, codes=codes: c.system == "loinc" and c.code in codes)
+        found = sorted([(observations[i].effective, i) for i in positions
+                        if observations[i].effective is not None and observations[i].value is not None])
+        out.append(([d for d, _ in found], [i for _, i in found]))
+    return out
+
+
+def order_schedule(ctx: EvalContext, fill_until: date | None = None) -> Schedule:
+    """`dosing.expand_order` of the order under evaluation (memoised: every dose row expands it)."""
+    return ctx.cached(("schedule", fill_until), lambda: expand_order(ctx.order, ctx.order_date, fill_until))
 
 
 def current_bsa(ctx: EvalContext) -> Bsa | None:
     """BSA on the order date (memoised: several caps read it)."""
-    return ctx.cached(("bsa", ctx.order_date), lambda: bsa_on(ctx.record, ctx.order_date, is_adult(ctx)))
+    return bsa_of_day(ctx, ctx.order_date)
 
 
 def amount(ctx: EvalContext, q: Quantity | None, unit: str, on: date | None = None,
@@ -46,14 +99,13 @@ def amount(ctx: EvalContext, q: Quantity | None, unit: str, on: date | None = No
     """A dose in the cap's unit (mg/m² or mg), using the BSA on its date; ('', note) explains approximations.
     Capsules count at the strength of `med` (a prior order of another strength), else of the draft order."""
     day = on or ctx.order_date
-    bsa = current_bsa(ctx) if day == ctx.order_date else ctx.cached(
-        ("bsa", day), lambda: bsa_on(ctx.record, day, is_adult(ctx)))
+    bsa = bsa_of_day(ctx, day)
     note = ""
     if bsa is None and day != ctx.order_date and current_bsa(ctx) is not None:
         bsa, note = current_bsa(ctx), "approximate: current BSA used"
     if unit == MG_PER_M2:
         return intensity_mg_per_m2(q, bsa), note
-    weight = weight_kg(ctx.record, day)
+    weight = weight_of_day(ctx, day)
     med = med or ctx.order
     strength = ctx.cached(("strength", med.ref), lambda: unit_strength(ctx, med))
     return absolute_mg(q, bsa, weight[0] if weight else None, strength), note
@@ -97,8 +149,16 @@ def _planned(ctx: EvalContext, schedule: Schedule, unit: str) -> tuple[list[_Pla
 
 
 def _history(ctx: EvalContext, drug_name: str, unit: str) -> tuple[list[_Planned] | None, list[str], str | None]:
-    """Past doses in the cap's unit; (None, ...) when history was not supplied, or a reason when unreadable."""
-    given: list[GivenDose] | None = given_doses(ctx.record, ctx.drug(drug_name), before=ctx.order_date)
+    """Past doses in the cap's unit; (None, ...) when history was not supplied, or a reason when unreadable.
+    Memoised per drug and unit: a policy's interval and lifetime caps read the same history."""
+    drug = ctx.drug(drug_name)
+    history, notes, unreadable = ctx.cached_for(("dose_history", unit), drug, lambda: _convert_history(ctx, drug, unit))
+    return (None if history is None else list(history)), list(notes), unreadable
+
+
+def _convert_history(ctx: EvalContext, drug: DrugGroup, unit: str) -> tuple[list[_Planned] | None, list[str],
+                                                                             str | None]:
+    given: list[GivenDose] | None = ctx.given_doses(drug, before=ctx.order_date)
     if given is None:
         return None, [], None
     out, notes = [], []
@@ -161,7 +221,7 @@ def evaluate_dose_per_bsa(criterion: Criterion, ctx: EvalContext) -> Result:
     if "mode" in criterion.params:
         return PER_DOSE_MODES[criterion.params["mode"]](criterion, ctx)
     cap = float(criterion.params["max"])
-    planned, missing = _planned(ctx, expand_order(ctx.order, ctx.order_date), MG_PER_M2)
+    planned, missing = _planned(ctx, order_schedule(ctx), MG_PER_M2)
     if planned is None:
         return Result.unknown(missing)
     worst = max(planned, key=lambda p: p.value)
@@ -190,24 +250,19 @@ def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result
     cap, raised = effective_max(ctx, p)
     unit = p.get("unit", MG_PER_M2)
     w_value, w_unit = p["window"]["value"], p["window"]["unit"]
-    schedule = expand_order(ctx.order, ctx.order_date, step(ctx.order_date, w_value, w_unit))
+    schedule = order_schedule(ctx, step(ctx.order_date, w_value, w_unit))
     planned, missing = _planned(ctx, schedule, unit)
     if planned is None:
         return Result.unknown(missing)
     history, notes, unreadable = _history(ctx, p.get("drug", "self"), unit)
     if unreadable:
         return Result.unknown(unreadable)
-    doses = (history or []) + planned
     worst_sum, worst_day, headroom = 0.0, planned[0].day, cap
-    for dose in planned:
-        start = window_start(dose.day, w_value, w_unit)
-        in_window = [d for d in doses if start < d.day <= dose.day]
-        total = sum(d.value for d in in_window)
+    for day, past, ordered in _rolling_windows(history or [], planned, w_value, w_unit):
+        total = sum(past + ordered)  # in the order history then plan, as the doses are listed
         if total > worst_sum:
-            worst_sum, worst_day = total, dose.day
-        past = sum(d.value for d in in_window if not d.ordered)
-        count = sum(1 for d in in_window if d.ordered)
-        headroom = min(headroom, (cap - past) / count)
+            worst_sum, worst_day = total, day
+        headroom = min(headroom, (cap - sum(past)) / len(ordered))
     window = f"{w_value:g} {'months' if w_unit == 'mo' else 'weeks' if w_unit == 'wk' else 'days'}"
     said = f"{_fmt(worst_sum)} {unit} in the {window} ending {worst_day} (cap {_fmt(cap)} {unit})"
     evidence = [said, *notes] + ([schedule.note] if schedule.note else []) + ([raised] if raised else [])
@@ -221,6 +276,24 @@ def evaluate_dose_per_interval(criterion: Criterion, ctx: EvalContext) -> Result
     if history is None:
         return Result.unknown("administration history (to sum the doses in each window)", evidence=evidence)
     return Result.met(*evidence)
+
+
+def _rolling_windows(history: list[_Planned], planned: list[_Planned], w_value: float,
+                     w_unit: str) -> list[tuple[date, list[float], list[float]]]:
+    """For each planned dose, the window (t − W, t] ending on it: (t, past values in it, planned values in it).
+
+    Both lists are in day order (dose history and expanded schedules are sorted), so each window is a slice
+    found by bisection rather than a scan of every dose for every planned one.
+    """
+    past_days, past_values = [d.day for d in history], [d.value for d in history]
+    plan_days, plan_values = [d.day for d in planned], [d.value for d in planned]
+    out = []
+    for dose in planned:
+        start = window_start(dose.day, w_value, w_unit)
+        past = past_values[bisect_right(past_days, start):bisect_right(past_days, dose.day)]
+        ordered = plan_values[bisect_right(plan_days, start):bisect_right(plan_days, dose.day)]
+        out.append((dose.day, past, ordered))
+    return out
 
 
 @leaf_kind("cumulative_dose", reads=_DOSE_READS)
@@ -239,7 +312,7 @@ def evaluate_cumulative(criterion: Criterion, ctx: EvalContext) -> Result:
     planned: list[_Planned] = []
     schedule = None
     if p.get("includeOrder", "max" in p):
-        schedule = expand_order(ctx.order, ctx.order_date)
+        schedule = order_schedule(ctx)
         planned, missing = _planned(ctx, schedule, unit)
         if planned is None:
             return Result.unknown(missing)

@@ -1,12 +1,11 @@
 """Guard-only kinds for `applies_if`: whether a request is a dose increase, and the phase."""
 from __future__ import annotations
 
-from ...dosing import expand_order
 from ..context import EvalContext
 from ..criterion import Predicate
 from ..registry import guard_kind
 from ..status import Status
-from .doses import amount
+from .doses import amount, order_schedule
 from .medications import received_before
 
 INCREASE_TOLERANCE = 0.05  # clauses.md §0.5.8: absorbs vial and BSA rounding
@@ -30,7 +29,7 @@ def is_dose_increase(pred: Predicate, ctx: EvalContext) -> tuple[Status, str]:
     if not prior:
         return Status.UNKNOWN, "no prior dose on record to compare with"
     last = prior[-1]
-    new, _ = amount(ctx, expand_order(ctx.order, ctx.order_date).doses[0].quantity, unit)
+    new, _ = amount(ctx, order_schedule(ctx).doses[0].quantity, unit)
     old, _ = amount(ctx, last.dose, unit, last.start, med=last)  # its own capsule strength
     if new is None or old is None:
         return Status.UNKNOWN, "the new or the previous dose cannot be compared"

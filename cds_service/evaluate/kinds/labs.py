@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from ...dosing import given_doses
 from ...record import ObservationFact
+from ...terminology import ValueSet
 from ..context import EvalContext
 from ..criterion import Criterion
 from ..registry import leaf_kind
@@ -24,17 +24,19 @@ OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 def observations_in(ctx: EvalContext, value_set: str, max_age_days: int | None = None) -> list[ObservationFact]:
     """Observations coded in a value set, newest first, dated on or before the order (within a window)."""
     vs = ctx.value_set(value_set)
+    found = ctx.cached_for("observations", vs, lambda: _coded_before(ctx, vs))
+    if max_age_days is None:
+        return list(found)
+    since = ctx.order_date - timedelta(days=max_age_days)
+    return [obs for obs in found if obs.effective is not None and obs.effective >= since]
+
+
+def _coded_before(ctx: EvalContext, vs: ValueSet) -> tuple[ObservationFact, ...]:
+    """Every observation of the value set dated on or before the order, newest first (the stable sort keeps
+    record order among equal dates, so filtering this list by age gives what filtering first would)."""
     on = ctx.order_date
-    out = []
-    for obs in ctx.record.observations or ():
-        if not any(vs.matches(c) for c in obs.codes):
-            continue
-        if obs.effective is not None and obs.effective > on:
-            continue
-        if max_age_days is not None and (obs.effective is None or obs.effective < on - timedelta(days=max_age_days)):
-            continue
-        out.append(obs)
-    return sorted(out, key=lambda o: o.effective or on, reverse=True)
+    out = [obs for obs in ctx.observations_coded(vs.matches) if obs.effective is None or obs.effective <= on]
+    return tuple(sorted(out, key=lambda o: o.effective or on, reverse=True))
 
 
 def qualitative(obs: ObservationFact) -> bool | None:
@@ -81,7 +83,7 @@ def _vs_baseline(params: Mapping[str, Any], ctx: EvalContext, criterion: Criteri
     """Latest score not above baseline: the latest on or before the first dose of the drug (or the answer)."""
     found = [o for o in observations_in(ctx, params["valueSet"]) if o.value and o.effective]
     label = ctx.value_set(params["valueSet"]).text
-    history = given_doses(ctx.record, ctx.drug(params.get("drug", "self")))
+    history = ctx.given_doses(ctx.drug(params.get("drug", "self")))
     first_dose = history[0].day if history else None
     baseline = None
     if first_dose is not None:

@@ -48,23 +48,31 @@ def is_prescribed_now(med: MedicationFact) -> bool:
 
 
 def concurrent_meds(ctx: EvalContext) -> list[MedicationFact]:
+    """Drafts and medications in play around the order date (memoised: partner and cap rows all read them)."""
+    return list(ctx.cached("concurrent", lambda: _concurrent(ctx)))
+
+
+def _concurrent(ctx: EvalContext) -> tuple[MedicationFact, ...]:
     on = ctx.order_date
-    return [*ctx.other_drafts(), *(m for m in ctx.record.medications or () if is_concurrent(m, on))]
+    return (*ctx.other_drafts(), *(m for m in ctx.record.medications or () if is_concurrent(m, on)))
 
 
 def received_before(ctx: EvalContext, drug: DrugGroup, before: date | None = None) -> list[MedicationFact]:
-    """History of a drug before the order: administrations, dispenses, statements, past/active requests."""
+    """History of a drug before the order: administrations, dispenses, statements, past/active requests.
+    Memoised per drug and cutoff: prior-therapy and line-of-therapy rows ask for the same drugs many times."""
     cutoff = before or ctx.order_date
-    out = []
-    for med in ctx.record.medications or ():
-        if not drug.matches(med):
-            continue
-        if med.source == "request" and med.status not in HISTORY_REQUEST_STATUS:
-            continue
-        if med.start is not None and med.start > cutoff:
-            continue
-        out.append(med)
-    return sorted(out, key=lambda m: m.start or date.min)
+    return list(ctx.cached_for(("received_before", cutoff), drug, lambda: _received_before(ctx, drug, cutoff)))
+
+
+def _received_before(ctx: EvalContext, drug: DrugGroup, cutoff: date) -> tuple[MedicationFact, ...]:
+    out = [med for med in ctx.meds_of(drug)
+           if (med.source != "request" or med.status in HISTORY_REQUEST_STATUS)
+           and (med.start is None or med.start <= cutoff)]
+    return tuple(sorted(out, key=_start_or_min))
+
+
+def _start_or_min(med: MedicationFact) -> date:
+    return med.start or date.min
 
 
 def _requirement(spec: Any, ctx: EvalContext, meds: list[MedicationFact]) -> tuple[bool, list[str], list[str]]:
@@ -105,8 +113,7 @@ def evaluate_concurrent(criterion: Criterion, ctx: EvalContext) -> Result:
 def _ended_orders(ctx: EvalContext, spec: dict) -> list[str]:
     """`notMetIfEnded`: orders of the partner on record, all completed or stopped (positive evidence it ended)."""
     names = [n for n in (spec.get("all") or spec.get("any") or ()) if isinstance(n, str)]
-    orders = [m for n in names for m in ctx.record.medications or ()
-              if m.source == "request" and ctx.drug(n).matches(m)]
+    orders = [m for n in names for m in ctx.meds_of(ctx.drug(n)) if m.source == "request"]
     if orders and all(m.status in ("completed", "stopped") for m in orders):
         return [f"{m.ref}: {m.status}" for m in orders] + ["no active or pending order"]
     return []
@@ -235,8 +242,8 @@ def recent_use(ctx: EvalContext, drug: DrugGroup, days: int, sources: Iterable[s
     """The latest use of a drug within `days` before the order (supply end for dispenses)."""
     since = ctx.order_date - timedelta(days=days)
     best = None
-    for med in ctx.record.medications or ():
-        if med.source not in sources or not drug.matches(med):
+    for med in ctx.meds_of(drug):
+        if med.source not in sources:
             continue
         when = _supply_end(med) if med.source == "dispense" else (med.end or med.start)
         recent = when is not None and since <= when and (med.start or when) <= ctx.order_date
