@@ -38,6 +38,7 @@ from .models import (
 from .record import Answer
 
 log = logging.getLogger(__name__)
+_UNAVAILABLE = "The database is unavailable; nothing was stored. Retry later."
 _HOOK_CALLS = HookCall.__table__
 _ASSERTIONS = CoverageAssertion.__table__
 _ANSWERS = AnswerRow.__table__
@@ -137,7 +138,7 @@ class Storage:
             raise
         except DBAPIError as exc:
             session.rollback()
-            raise StorageUnavailable("The database is unavailable; nothing was stored. Retry later.") from exc
+            raise StorageUnavailable(_UNAVAILABLE) from exc
         finally:
             session.close()
 
@@ -151,7 +152,7 @@ class Storage:
         except IntegrityError:
             raise
         except DBAPIError as exc:
-            raise StorageUnavailable("The database is unavailable; nothing was stored. Retry later.") from exc
+            raise StorageUnavailable(_UNAVAILABLE) from exc
 
     def ping(self) -> bool:
         try:
