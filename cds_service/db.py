@@ -20,7 +20,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -42,6 +42,16 @@ _UNAVAILABLE = "The database is unavailable; nothing was stored. Retry later."
 _HOOK_CALLS = HookCall.__table__
 _ASSERTIONS = CoverageAssertion.__table__
 _ANSWERS = AnswerRow.__table__
+
+# The statements every hook call runs, built once with bind parameters and given their values at execute time:
+# building and coercing them again on each call cost more than running them. A statement built once also keeps
+# its cache key, so SQLAlchemy finds its compiled form without walking it again.
+_INSERT_HOOK_CALL = insert(_HOOK_CALLS)
+_INSERT_ASSERTIONS = insert(_ASSERTIONS)
+_SELECT_ANSWERS = (select(_ANSWERS)
+                   .where(_ANSWERS.c.patient_id == bindparam("patient_id"),
+                          _ANSWERS.c.policy.in_(bindparam("policies", expanding=True)))
+                   .order_by(_ANSWERS.c.id))
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 4_127_310_581  # any constant: serialises start-up migrations of several workers
@@ -142,18 +152,6 @@ class Storage:
         finally:
             session.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A committed-or-rolled-back Core connection, for the statements every hook call makes (the ORM's unit
-        of work cost more than the rest of the write); database unreachable -> StorageUnavailable."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise StorageUnavailable(_UNAVAILABLE) from exc
-
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -167,15 +165,26 @@ class Storage:
     def record_hook_call(self, *, service: str, hook: str, hook_instance: str, patient_id: str | None,
                          request: Mapping[str, Any], response: Mapping[str, Any],
                          assertions: Iterable[Mapping[str, Any]]) -> int:
-        """Keep one invocation, its answer and the coverage assertions it issued (all or nothing)."""
-        with self.transaction() as conn:
-            call_id = conn.execute(insert(_HOOK_CALLS).values(
-                hook_instance=hook_instance, service=service, hook=hook, patient_id=patient_id or None,
-                request_json=dict(request), response_json=dict(response))).inserted_primary_key[0]
-            rows = [{**a, "hook_call_id": call_id, "patient_id": patient_id or None} for a in assertions]
-            if rows:
-                conn.execute(insert(_ASSERTIONS), rows)
-            return call_id
+        """Keep one invocation, its answer and the coverage assertions it issued (all or nothing).
+
+        On every hook call's path, so on a bare connection (no context managers around it): the first
+        statement autobegins the transaction, `commit()` ends it, and `close()` rolls it back if anything failed.
+        """
+        patient_id = patient_id or None
+        try:
+            with self.engine.connect() as conn:
+                call_id = conn.execute(_INSERT_HOOK_CALL, {
+                    "hook_instance": hook_instance, "service": service, "hook": hook, "patient_id": patient_id,
+                    "request_json": dict(request), "response_json": dict(response)}).inserted_primary_key[0]
+                rows = [{**a, "hook_call_id": call_id, "patient_id": patient_id} for a in assertions]
+                if rows:
+                    conn.execute(_INSERT_ASSERTIONS, rows)
+                conn.commit()
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise StorageUnavailable(_UNAVAILABLE) from exc
+        return call_id
 
     def hook_calls(self, hook_instance: str) -> list[HookCall]:
         with self.session() as s:
@@ -227,10 +236,12 @@ class Storage:
         policies = list(policies)
         if not patient_id or not policies:
             return {}
-        with self.transaction() as conn:
-            rows = conn.execute(select(_ANSWERS).where(_ANSWERS.c.patient_id == patient_id,
-                                                       _ANSWERS.c.policy.in_(policies))
-                                .order_by(_ANSWERS.c.id)).all()
+        # A read needs no transaction of its own: the statement autobegins one and `close()` rolls it back.
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(_SELECT_ANSWERS, {"patient_id": patient_id, "policies": policies}).all()
+        except DBAPIError as exc:
+            raise StorageUnavailable(_UNAVAILABLE) from exc
         out: dict[str, Answer] = {}
         for row in sorted(rows, key=lambda r: (r.authored or r.created_at, r.id)):
             out[f"{row.policy}:{row.clause_id}"] = _answer(row)

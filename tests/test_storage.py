@@ -1,13 +1,15 @@
 """Storage on SQLite and PostgreSQL: migrations, audit, the documentation loop, feedback, JWT replay, outage."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
 from cds_service import cli
 from cds_service.db import make_engine, remember_jti, storage
+from cds_service.errors import StorageUnavailable
 from fixtures.generate.mitoxantrone import ms_request
 from tests.conftest import make_app
 
@@ -131,6 +133,14 @@ def test_postgres_outage_gives_503_then_a_retry_is_stored(postgres_server):
         hook = client.post("/cds-services/prior-auth-order-sign", json=ms_request())
         assert hook.status_code == 200 and hook.get_json()["cards"], "guidance still given"
         assert hook.get_json()["systemActions"] == [], "no assertion id that was never stored"
+        with app.app_context():
+            st = storage()
+            with pytest.raises(StorageUnavailable):
+                st.answers_for("pat-1", ["mitoxantrone"])
+            with pytest.raises(StorageUnavailable):
+                st.record_hook_call(service="s", hook="order-sign", hook_instance="down", patient_id="pat-1",
+                                    request={}, response={}, assertions=[_assertion("a-down")])
+            assert st.engine.pool.checkedout() == 0
     finally:
         postgres_server.start()
     retry = client.post("/cds-services/prior-auth-order-sign/feedback", json=_feedback("card-outage"))
@@ -148,3 +158,78 @@ def test_a_yes_answer_decides_a_record_clause_the_record_leaves_unknown(db_url, 
     assert client.post("/fhir/QuestionnaireResponse", json=_form(clause, True)).status_code == 201
     trace = _trace(client.post("/cds-services/prior-auth-order-sign", json=request).get_json())
     assert _status(trace, clause) == "met"
+
+
+def _save(st, response_id: str, policy: str, authored: str | None, answers: dict[str, bool],
+          patient: str = "pat-1") -> None:
+    moment = datetime.fromisoformat(authored) if authored else None
+    st.save_questionnaire_response(
+        response_id=response_id, patient_id=patient, policy=policy, questionnaire=f"Questionnaire/{policy}",
+        status="completed", authored=moment, resource={"resourceType": "QuestionnaireResponse"},
+        answers=[{"clause_id": clause, "value_type": "boolean", "value_json": value, "unit": None}
+                 for clause, value in answers.items()])
+
+
+def test_answers_for_gives_the_newest_answer_per_clause_of_each_asked_policy(db_url):
+    """Newest by authored time, then by storing order; only the asked policies, only this patient."""
+    app = make_app(db_url)
+    with app.app_context():
+        st = storage()
+        _save(st, "r1", "pa", "2026-11-20T10:00:00+00:00", {"c1": True})
+        _save(st, "r2", "pa", "2026-11-24T10:00:00+00:00", {"c1": False, "c2": True})
+        _save(st, "r3", "pa", "2026-11-22T10:00:00+00:00", {"c2": False})  # stored later, authored earlier
+        _save(st, "r4", "pb", "2026-11-23T10:00:00+00:00", {"c1": True})
+        _save(st, "r5", "pb", "2026-11-23T10:00:00+00:00", {"c1": False})  # same instant: stored later wins
+        _save(st, "r6", "pc", "2026-11-25T10:00:00+00:00", {"c1": True})
+        _save(st, "r7", "pa", "2026-11-26T10:00:00+00:00", {"c1": True}, patient="someone-else")
+
+        def picked(policies) -> dict[str, tuple]:
+            return {k: (a.value, a.source.removeprefix("QuestionnaireResponse/"), a.authored)
+                    for k, a in st.answers_for("pat-1", policies).items()}
+
+        only_a = {"pa:c1": (False, "r2", date(2026, 11, 24)), "pa:c2": (True, "r2", date(2026, 11, 24))}
+        assert picked(["pa"]) == only_a
+        assert picked(iter(["pa", "pb", "unknown"])) == {**only_a, "pb:c1": (False, "r5", date(2026, 11, 23))}
+        assert picked(["pb", "pa", "pc"]) == {**only_a, "pb:c1": (False, "r5", date(2026, 11, 23)),
+                                              "pc:c1": (True, "r6", date(2026, 11, 25))}
+        assert picked(["unknown"]) == {} and picked([]) == {}
+        assert st.answers_for("", ["pa"]) == {}
+        assert set(st.answers_for("someone-else", ["pa", "pb"])) == {"pa:c1"}
+        assert st.engine.pool.checkedout() == 0, "every read gives its connection back"
+
+
+def _assertion(assertion_id: str, policy: str = "mitoxantrone") -> dict:
+    return {"id": assertion_id, "order_ref": "MedicationRequest/m-1", "coverage_ref": "Coverage/c-1",
+            "policy": policy, "decision": "criteria-met", "covered": "covered", "pa_needed": "no-auth",
+            "doc_needed": None, "questionnaire": None, "assertion_date": date(2026, 11, 26)}
+
+
+def test_record_hook_call_links_its_assertions_and_is_all_or_nothing(db_url):
+    app = make_app(db_url)
+    with app.app_context():
+        st = storage()
+        first = st.record_hook_call(service="svc", hook="order-sign", hook_instance="hi-1", patient_id="pat-1",
+                                    request={"context": {"n": 1}}, response={"cards": [{"summary": "x" * 5000}]},
+                                    assertions=[_assertion("a-1"), _assertion("a-2", "other")])
+        second = st.record_hook_call(service="svc", hook="order-select", hook_instance="hi-1", patient_id="",
+                                     request={}, response={"cards": []}, assertions=iter([_assertion("a-3")]))
+        bare = st.record_hook_call(service="svc", hook="order-sign", hook_instance="hi-2", patient_id=None,
+                                   request={}, response={}, assertions=[])
+        assert len({first, second, bare}) == 3
+
+        one, two = st.hook_calls("hi-1")
+        assert (one.id, two.id) == (first, second)
+        assert one.patient_id == "pat-1" and two.patient_id is None
+        assert one.request_json == {"context": {"n": 1}} and one.response_json["cards"][0]["summary"] == "x" * 5000
+        assert {(a.id, a.policy, a.hook_call_id, a.patient_id) for a in one.assertions} == \
+            {("a-1", "mitoxantrone", first, "pat-1"), ("a-2", "other", first, "pat-1")}
+        assert [(a.id, a.hook_call_id, a.patient_id) for a in two.assertions] == [("a-3", second, None)]
+        assert st.assertion("a-3").assertion_date == date(2026, 11, 26)
+        [alone] = st.hook_calls("hi-2")
+        assert alone.id == bare and alone.assertions == []
+
+        with pytest.raises(IntegrityError):  # an assertion id already issued: the call row goes too
+            st.record_hook_call(service="svc", hook="order-sign", hook_instance="hi-3", patient_id="pat-1",
+                                request={}, response={}, assertions=[_assertion("a-4"), _assertion("a-1")])
+        assert st.hook_calls("hi-3") == [] and st.assertion("a-4") is None
+        assert st.engine.pool.checkedout() == 0
