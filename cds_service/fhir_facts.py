@@ -515,6 +515,14 @@ class _Reader:
         payer = res.payor[0].reference or res.payor[0].display or "" if res.payor else ""
         return CoverageFact(f"Coverage/{res.id}", res.status or "", payer, _line_of_business(res), start, end)
 
+    def patient(self, raw: Mapping) -> tuple[PartialDate | None, Sex]:
+        """Birth date and sex; (None, unknown) when the Patient breaks R4."""
+        res = self.validate(Patient, raw)
+        if res is None:
+            return None, Sex.UNKNOWN
+        birth = PartialDate.parse(str(res.birthDate)) if res.birthDate else None
+        return birth, Sex(res.gender) if res.gender in Sex._value2member_map_ else Sex.UNKNOWN
+
     def specialties(self, raw: Mapping) -> tuple[Code, ...]:
         res = self.validate(PractitionerRole, raw)
         if res is None:
@@ -633,13 +641,8 @@ def build_record(
     """Turn normalised prefetch data (key -> list of raw resources, or None) into a PatientRecord."""
     reader = _Reader(interest, medications, cache)
     reader.unreadable.extend(unreadable)
-    birth, sex = None, Sex.UNKNOWN
     patients = data.get("patient")
-    if patients:
-        res = reader.validate(Patient, patients[0])
-        if res is not None:
-            birth = PartialDate.parse(str(res.birthDate)) if res.birthDate else None
-            sex = Sex(res.gender) if res.gender in Sex._value2member_map_ else Sex.UNKNOWN
+    birth, sex = reader.read("patient", patients[0], reader.patient) if patients else (None, Sex.UNKNOWN)
 
     meds: list[MedicationFact] | None = None
     parsers = {

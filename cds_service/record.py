@@ -174,6 +174,12 @@ class MedicationFact:
     requester: str | None = None
     authored_on: date | None = None
     strength_mg: float | None = None  # per unit (capsule, tablet, mL) when the record states it
+    # What names the drug (text, then each coding), as plain strings: drug groups remember their verdict by it.
+    drug_key: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "drug_key", (self.text, *(part for c in self.codes
+                                                           for part in (c.system, c.code, c.display))))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .record import Code, MedicationFact, normalise_code
@@ -47,6 +47,9 @@ class DrugGroup:
     names: tuple[str, ...]
     pattern: re.Pattern[str]
     exclude: re.Pattern[str] | None = None  # words naming another product (liposomal doxorubicin is not doxorubicin)
+    # Verdicts by MedicationFact.drug_key: a record names the same few drugs over and over, and every dose,
+    # prior-therapy and partner row asks about them again.
+    _verdicts: dict[tuple[str, ...], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def compile(cls, name: str, data: Mapping[str, Any]) -> DrugGroup:
@@ -66,8 +69,16 @@ class DrugGroup:
 
     def matches(self, med: MedicationFact) -> bool:
         """True when the medication carries one of the group's codes or names the drug."""
-        return self.matches_codes(med.codes) or self.matches_name(med.text) or any(
-            self.matches_name(c.display) for c in med.codes)
+        verdict = self._verdicts.get(med.drug_key)
+        if verdict is None:
+            if len(self._verdicts) >= _VERDICTS:
+                self._verdicts.clear()
+            verdict = self._verdicts[med.drug_key] = self.matches_codes(med.codes) or self.matches_name(
+                med.text) or any(self.matches_name(c.display) for c in med.codes)
+        return verdict
+
+
+_VERDICTS = 4096  # distinct drug namings remembered per group before starting over
 
 
 def _words(names: Iterable[str]) -> re.Pattern[str]:
