@@ -153,7 +153,7 @@ def _raw_med_concept(resource: Mapping, medications: Mapping[str, Mapping]) -> A
     concept = resource.get("medicationCodeableConcept")
     if concept is None:
         ref = resource.get("medicationReference")
-        if isinstance(ref, Mapping) and isinstance(ref.get("reference"), str):
+        if isinstance(ref, _MAPPING) and isinstance(ref.get("reference"), str):
             med = _resolve_medication(ref["reference"], resource, medications)
             concept = med.get("code") if med else None
             if concept is None and isinstance(ref.get("display"), str):
@@ -382,7 +382,9 @@ class _Reader:
     def _referenced_medication(self, raw: Mapping) -> Mapping | None:
         """The Medication a `medicationReference` outside the resource resolves to: part of what is read."""
         ref = raw.get("medicationReference")
-        if not isinstance(ref, Mapping) or not isinstance(ref.get("reference"), str) or ref["reference"][:1] == "#":
+        if ref is None or not isinstance(ref, _MAPPING):  # None first: the ABC check of a non-dict is slow
+            return None
+        if not isinstance(ref.get("reference"), str) or ref["reference"][:1] == "#":
             return None
         return _resolve_medication(ref["reference"], raw, self.medications)
 

@@ -1,7 +1,6 @@
 """Walk a criteria tree over the facts: Kleene combinators, guards, and a trace of every node."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from .answers import reconcile
@@ -14,21 +13,25 @@ _STATUS_TEXT = {status: status.value for status in Status}  # Enum.value is a Py
 _OWN_ANSWERS = frozenset({"referral", "documentation"})  # kinds that read their own answers (or never decide)
 
 
-@dataclass(slots=True)
 class TraceEntry:
-    """One evaluated node, as the trace of contract §5 reports it."""
+    """One evaluated node, as the trace of contract §5 reports it.
 
-    criterion: Criterion
-    status: Status = Status.UNKNOWN
-    evidence: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    breach: dict[str, Any] | None = None
-    referral: dict[str, Any] | None = None
-    # Stored, not a property: the renderer reads every entry's id many times.
-    id: str = field(init=False, repr=False, compare=False)
+    A plain slotted class: one is made per node on every call, and a dataclass's default factories and
+    `__post_init__` cost three calls each time."""
 
-    def __post_init__(self) -> None:
-        self.id = self.criterion.id
+    __slots__ = ("criterion", "status", "evidence", "missing", "breach", "referral", "id")
+
+    def __init__(self, criterion: Criterion) -> None:
+        self.criterion = criterion
+        self.id = criterion.id  # stored: the renderer reads every entry's id many times
+        self.status = Status.UNKNOWN
+        self.evidence: list[str] = []
+        self.missing: list[str] = []
+        self.breach: dict[str, Any] | None = None
+        self.referral: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"TraceEntry({self.id!r}, {self.status.value})"
 
     def to_json(self) -> dict[str, Any]:
         criterion = self.criterion
