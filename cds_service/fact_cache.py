@@ -1,28 +1,27 @@
-"""Facts already read from byte-identical FHIR resources, so a record seen again is not validated again.
+"""Facts already read from byte-identical FHIR resources, so a record seen again is not decoded or validated again.
 
 An EHR sends the same chart many times: order-select on each selection, then order-sign, then again for the
-next order of the session. Reading a resource (R4B validation, then the facts) is a pure function of its JSON
-and of the Medication its `medicationReference` resolves to, so the facts of an identical resource are the
-facts already read. The key is the resource's exact JSON bytes (orjson, insertion order: the EHR serialises a
-resource the same way each time); a resource that merely looks alike is read afresh. Bounded (least recently
-used out first), per worker process, in memory only: nothing is written anywhere, and it holds no more than a
-request does.
+next order of the session. Reading a resource (screening it against what the policies read, R4B validation, then
+the facts) is a pure function of its JSON, of the Medications it may name and of the policies reading it, so
+the facts of an identical resource are the facts already read. The reader builds the key (see
+`fhir_facts._Reader`); it holds the resource's exact bytes as the EHR sent them (an EHR serialises a resource
+the same way each time), so a resource that merely looks alike is read afresh. A resource no policy reads is
+remembered too, as "nothing to read". Bounded (least recently used out first, `CDS_FACT_CACHE_SIZE` entries of
+about a resource's size each), per worker process, in memory only: nothing is written anywhere.
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import orjson
-
-Key = tuple[str, bytes, bytes]
+Key = tuple[Any, ...]  # hashable, and holding the resource's exact bytes
 Read = tuple[Any, tuple[str, ...]]  # the fact (or None: filtered out) and the unreadable notes it made
 
 
 class FactCache:
-    """A bounded least-recently-used map from (reader, resource JSON, context JSON) to what reading gave."""
+    """A bounded least-recently-used map from a resource's key (its reader, bytes and context) to what reading gave."""
 
     def __init__(self, max_entries: int):
         self.max_entries = max_entries
@@ -34,12 +33,8 @@ class FactCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def read(self, reader: str, raw: Mapping[str, Any], context: Mapping[str, Any] | None,
-             compute: Callable[[], Read]) -> Read:
-        """What `compute()` gives for this resource, from the cache when the same bytes were read before."""
-        key = _key(reader, raw, context)
-        if key is None:
-            return compute()
+    def read(self, key: Key, compute: Callable[[], Read]) -> Read:
+        """What `compute()` gives for this key, from the cache when the same key was read before."""
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
@@ -54,10 +49,3 @@ class FactCache:
                 self._entries.popitem(last=False)
         return value
 
-
-def _key(reader: str, raw: Mapping[str, Any], context: Mapping[str, Any] | None) -> Key | None:
-    """The cache key, or None when orjson cannot serialise the resource (an integer beyond 64 bits)."""
-    try:
-        return reader, orjson.dumps(raw), orjson.dumps(context) if context is not None else b""
-    except TypeError:
-        return None

@@ -18,6 +18,8 @@ from urllib.parse import urljoin
 
 import requests
 
+from .raw_resources import RawResource, bundle_of
+
 MAX_PAGES = 20
 MAX_BYTES = 20 * 1024 * 1024  # per query, all pages together
 MAX_THREADS = 12  # one per prefetch key
@@ -28,7 +30,7 @@ READ_SIZE = 65536
 class Fetched:
     """What one query produced: resources, or the reason it failed (said without identifiers)."""
 
-    resources: list[Mapping[str, Any]] | None
+    resources: list[RawResource] | None
     error: str | None = None
 
 
@@ -81,26 +83,6 @@ def _get_json(session: requests.Session, url: str, token: str | None, deadline: 
         raise ValueError("response is not JSON") from exc
 
 
-def _list(value: Any) -> list:
-    """A JSON array as a list; anything else (a hostile or broken Bundle) as empty."""
-    return value if isinstance(value, list) else []
-
-
-def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str | None]:
-    """The resources of a Bundle page (search outcomes left out) and its `next` link, if any.
-
-    One comprehension with `__class__` tests: decoded JSON objects are dicts, and this runs over every entry of
-    every prefetched Bundle (isinstance against the Mapping ABC and a loop of calls cost more than the rest)."""
-    resources = [resource for entry in _list(bundle.get("entry")) if entry.__class__ is dict
-                 and (resource := entry.get("resource")).__class__ is dict
-                 and resource.get("resourceType") != "OperationOutcome"
-                 and not ((search := entry.get("search")).__class__ is dict and search.get("mode") == "outcome")]
-    next_url = next((link.get("url") for link in _list(bundle.get("link"))
-                     if isinstance(link, Mapping) and link.get("relation") == "next"
-                     and isinstance(link.get("url"), str)), None)
-    return resources, next_url
-
-
 def _same_server(base: str, url: str) -> bool:
     return url.startswith(base.rstrip("/") + "/") or url == base
 
@@ -109,7 +91,7 @@ def fetch_query(base: str, query: str, token: str | None, deadline: _Deadline) -
     """Run one read or search, following `next` links on the same server, and return its resources."""
     session = requests.Session()
     url = urljoin(base.rstrip("/") + "/", query)
-    resources: list[Mapping[str, Any]] = []
+    resources: list[RawResource] = []
     budget = _Budget(MAX_BYTES)
     try:
         for _ in range(MAX_PAGES):
@@ -119,9 +101,10 @@ def fetch_query(base: str, query: str, token: str | None, deadline: _Deadline) -
             if body.get("resourceType") == "OperationOutcome":
                 return Fetched(None, "the FHIR server answered with an OperationOutcome")
             if body.get("resourceType") != "Bundle":
-                return Fetched([body])
-            page, next_url = bundle_resources(body)
-            resources.extend(page)
+                return Fetched([RawResource.of(body)])
+            page = bundle_of(body)
+            resources.extend(page.resources)
+            next_url = page.next_url
             if not next_url:
                 return Fetched(resources)
             if not _same_server(base, next_url):

@@ -1,8 +1,8 @@
 """FHIR R4 resources -> plain facts. The only module that imports `fhir.resources`.
 
-Resources are first screened on their raw JSON against what the policies read (`Interest`): a
-2,000-resource record is mostly vital signs and labs no policy asks for, and validating them all
-would cost hundreds of milliseconds. What survives is validated with the R4B models, on the
+Resources are first screened on their raw JSON (only the codes, decoded from the bytes the EHR sent: see
+`raw_resources`) against what the policies read (`Interest`): a 2,000-resource record is mostly vital signs
+and labs no policy asks for, and validating them all would cost hundreds of milliseconds. What survives is validated with the R4B models, on the
 elements facts are read from (`READS`) plus those R4 requires; a resource that fails validation
 is dropped and named in `unreadable`, so only the facts it would give become unknown.
 """
@@ -32,6 +32,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
 from .fact_cache import FactCache
+from .raw_resources import RawResource, UnreadableJSON
 from .record import (
     Code,
     ConditionFact,
@@ -71,6 +72,8 @@ class Interest:
     _prefixes: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
     _names: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
     _seen: dict[tuple[bool, bytes], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Stands for this Interest in fact-cache keys (screening depends on it): an object, so no other can share it.
+    token: object = field(default_factory=object, init=False, repr=False, compare=False)
 
     def compile(self) -> Interest:
         """Freeze the matchers; call it after the last update (load_policies does)."""
@@ -354,6 +357,17 @@ def _read_part(model: type, raw: Mapping) -> Mapping:
     return {k: v for k, v in raw.items() if k in keep}
 
 
+_UNSET = object()
+
+
+def _key(name: str, raw: Mapping, context: Mapping | None) -> tuple[str, bytes, bytes] | None:
+    """A decoded resource's cache key, or None when orjson cannot serialise it (an integer beyond 64 bits)."""
+    try:
+        return name, orjson.dumps(raw), orjson.dumps(context) if context is not None else b""
+    except TypeError:
+        return None
+
+
 class _Reader:
     """Accumulates facts from raw resources for one request."""
 
@@ -362,22 +376,63 @@ class _Reader:
         self.medications = medications
         self.cache = cache
         self.unreadable: list[str] = []
+        self._medications_json: Any = _UNSET
 
     def read(self, name: str, raw: Mapping, parse: Callable[[Mapping], Any]) -> Any:
         """`parse(raw)`, or what it gave for the same bytes before (and the unreadable notes it made then)."""
-        if self.cache is None:
+        key = _key(name, raw, self._referenced_medication(raw)) if self.cache is not None else None
+        if key is None:
             return parse(raw)
-
-        def compute() -> tuple[Any, tuple[str, ...]]:
-            before = len(self.unreadable)
-            fact = parse(raw)
-            notes = tuple(self.unreadable[before:])
-            del self.unreadable[before:]
-            return fact, notes
-
-        fact, notes = self.cache.read(name, raw, self._referenced_medication(raw), compute)
+        fact, notes = self.cache.read(key, lambda: self._noting(parse, raw))
         self.unreadable.extend(notes)
         return fact
+
+    def screened(self, name: str, resource: RawResource, parse: Callable[[Mapping], Any], context: bytes | None) -> Any:
+        """`parse` of the resource when a policy may read it, else None; remembered by the resource's bytes, so a
+        resource seen before is neither decoded nor screened again. `context`: what else its facts depend on
+        (`context_key`); None when that cannot be told, and then it is read afresh."""
+        json = resource.json if self.cache is not None and context is not None else None
+        if json is None:
+            return self._screen_and_parse(resource, parse)
+        fact, notes = self.cache.read((name, self.interest.token, json, context),
+                                      lambda: self._noting(self._screen_and_parse, resource, parse))
+        self.unreadable.extend(notes)
+        return fact
+
+    def _screen_and_parse(self, resource: RawResource, parse: Callable[[Mapping], Any]) -> Any:
+        if not _is_relevant(resource.screening, self.interest, self.medications):
+            return None
+        data = self.data_of(resource)
+        return parse(data) if data is not None else None
+
+    def data_of(self, resource: RawResource) -> Mapping | None:
+        """The decoded resource, or None (noted unreadable) when its JSON cannot be read."""
+        try:
+            return resource.data
+        except UnreadableJSON:
+            self.unreadable.append(f"{resource.resource_type or 'resource'} could not be read (its JSON has a "
+                                   "number out of range)")
+            return None
+
+    def _noting(self, read: Callable[..., Any], *args: Any) -> tuple[Any, tuple[str, ...]]:
+        """`read(*args)` and the unreadable notes it made, taken off this request's list (the cache keeps them)."""
+        before = len(self.unreadable)
+        fact = read(*args)
+        notes = tuple(self.unreadable[before:])
+        del self.unreadable[before:]
+        return fact, notes
+
+    def context_key(self, names_drugs: bool) -> bytes | None:
+        """What a resource's facts depend on besides its own bytes: for one that may name a Medication
+        (`names_drugs`), every Medication of the request, as bytes (None when orjson cannot serialise them)."""
+        if not names_drugs:
+            return b""
+        if self._medications_json is _UNSET:
+            try:
+                self._medications_json = orjson.dumps(self.medications)
+            except TypeError:
+                self._medications_json = None
+        return self._medications_json
 
     def _referenced_medication(self, raw: Mapping) -> Mapping | None:
         """The Medication a `medicationReference` outside the resource resolves to: part of what is read."""
@@ -598,24 +653,31 @@ def _line_of_business(res: Any) -> str | None:
 
 # --- assembling the record -------------------------------------------------------------------
 
-def _collect(reader: _Reader, raws: list[Mapping] | None, name: str, parse) -> tuple | None:
+def _collect(reader: _Reader, resources: list[RawResource | Mapping] | None, name: str, parse, *,
+             names_drugs: bool = False) -> tuple | None:
     """Facts of one data set; None (unknown) when a resource a policy would read breaks R4.
 
     Dropping it and reading the rest would turn "could not read the MS diagnosis" into "no MS
     diagnosis": an absence the record does not show. Other data sets keep their facts.
     """
-    if raws is None:
+    if resources is None:
         return None
     out = []
-    for raw in raws:
-        if _is_relevant(raw, reader.interest, reader.medications):
-            failures = len(reader.unreadable)
-            fact = reader.read(name, raw, parse)
-            if len(reader.unreadable) > failures:
-                return None
-            if fact is not None:
-                out.append(fact)
+    context = reader.context_key(names_drugs)
+    for resource in resources:
+        failures = len(reader.unreadable)
+        if resource.__class__ is not RawResource:
+            resource = RawResource.of(resource)  # prefetch hands resources in bytes; a caller may hand decoded ones
+        fact = reader.screened(name, resource, parse, context)
+        if len(reader.unreadable) > failures:
+            return None
+        if fact is not None:
+            out.append(fact)
     return tuple(out)
+
+
+def _as_resource(resource: RawResource | Mapping) -> RawResource:
+    return resource if resource.__class__ is RawResource else RawResource.of(resource)
 
 
 def read_drafts(drafts: Iterable[Mapping], medications: Mapping[str, Mapping],
@@ -632,7 +694,7 @@ def read_drafts(drafts: Iterable[Mapping], medications: Mapping[str, Mapping],
 
 def build_record(
     patient_id: str,
-    data: Mapping[str, list[Mapping] | None],
+    data: Mapping[str, list[RawResource] | list[Mapping] | None],
     drafts: Iterable[MedicationFact],
     medications: Mapping[str, Mapping],
     interest: Interest,
@@ -640,11 +702,12 @@ def build_record(
     unreadable: Iterable[str] = (),
     cache: FactCache | None = None,
 ) -> PatientRecord:
-    """Turn normalised prefetch data (key -> list of raw resources, or None) into a PatientRecord."""
+    """Turn gathered data (key -> list of resources, or None: unknown) into a PatientRecord."""
     reader = _Reader(interest, medications, cache)
     reader.unreadable.extend(unreadable)
-    patients = data.get("patient")
-    birth, sex = reader.read("patient", patients[0], reader.patient) if patients else (None, Sex.UNKNOWN)
+    patients = [reader.data_of(_as_resource(r)) for r in data.get("patient") or ()]
+    birth, sex = reader.read("patient", patients[0], reader.patient) if patients and patients[0] else \
+        (None, Sex.UNKNOWN)
 
     meds: list[MedicationFact] | None = None
     parsers = {
@@ -655,7 +718,7 @@ def build_record(
     }
     unreadable_keys = set()
     for key in _MED_KEYS:
-        got = _collect(reader, data.get(key), key, parsers[key])
+        got = _collect(reader, data.get(key), key, parsers[key], names_drugs=True)
         if got is not None:
             meds = (meds or []) + list(got)
         elif key in data:
@@ -667,8 +730,8 @@ def build_record(
     for key in ("user", "practitionerRoles"):
         raws = data.get(key)
         if raws is not None:
-            roles = [r for r in raws if r.get("resourceType") == "PractitionerRole"]
-            specialties = (specialties or ()) + tuple(c for r in roles
+            roles = [reader.data_of(r) for r in map(_as_resource, raws) if r.resource_type == "PractitionerRole"]
+            specialties = (specialties or ()) + tuple(c for r in roles if r is not None
                                                       for c in reader.read("specialties", r, reader.specialties))
 
     conditions = _collect(reader, data.get("conditions"), "conditions", reader.condition)

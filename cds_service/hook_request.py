@@ -14,6 +14,7 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from .errors import InvalidRequest
+from .raw_resources import Prefetched, prefetched
 
 ORDER_HOOKS = ("order-sign", "order-select")
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -103,7 +104,7 @@ class HookRequest:
     hook: str
     hook_instance: str
     context: Mapping[str, Any]
-    prefetch: Mapping[str, Any]
+    prefetch: Mapping[str, Prefetched]
     fhir_server: str | None = None
     access_token: str | None = None
     extension: Mapping[str, Any] = field(default_factory=dict)
@@ -146,8 +147,11 @@ def _json_path(error: ValidationError) -> tuple[str, str]:
     return name, path
 
 
-def parse_hook_request(body: Any) -> HookRequest:
+def parse_hook_request(body: Any, prefetch: Mapping[str, Prefetched] | None = None) -> HookRequest:
     """Check a decoded JSON body against the schema and return the typed request, or raise InvalidRequest.
+
+    `prefetch`: the prefetch as `split_body` read it (resources in bytes; `body` then holds a Bundle without its
+    entries, which the schema does not look into); None reads it from the body.
 
     Two validators read the same schema: the compiled one answers "valid?" in microseconds, which is all a valid
     request (nearly every one) needs; only when it says no does jsonschema run, to say what is wrong and where.
@@ -165,7 +169,8 @@ def parse_hook_request(body: Any) -> HookRequest:
         hook=body["hook"],
         hook_instance=body["hookInstance"],
         context=body["context"],
-        prefetch=body.get("prefetch") or {},
+        prefetch=prefetch if prefetch is not None else
+        {key: prefetched(value) for key, value in (body.get("prefetch") or {}).items()},
         fhir_server=body.get("fhirServer"),
         access_token=auth.get("access_token"),
         extension=body.get("extension") or {},

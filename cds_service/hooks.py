@@ -1,7 +1,6 @@
 """The CDS Hooks protocol: discovery and the two services. Protocol errors only; no clinical logic here."""
 from __future__ import annotations
 
-import json
 import re
 from datetime import date
 
@@ -15,6 +14,7 @@ from .discovery import SERVICES, discovery_document
 from .errors import InvalidRequest, PayloadTooLarge, UnknownService
 from .hook_request import parse_hook_request
 from .logs import note_hook
+from .raw_resources import SplitBody, split_body
 from .service import answer_hook
 from .state import service_state
 
@@ -22,21 +22,6 @@ bp = Blueprint("cds_hooks", __name__)
 
 
 MAX_DEPTH = 64  # FHIR resources nest about 15 deep; deeper is an attack on the parser or the validators
-
-
-class _NotANumber(ValueError):
-    """NaN, Infinity or an out-of-range float: not a JSON number (RFC 8259)."""
-
-
-def _reject_constant(name: str) -> float:
-    raise _NotANumber(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _NotANumber(f"{text} is out of range")
-    return value
 
 
 _KEEP_STRUCTURE = (bytes.maketrans(b"[]", b"{}"), bytes(range(256)).translate(None, b'"{}[]'))
@@ -65,12 +50,8 @@ def _too_deep(raw: bytes) -> bool:
     return bool(structure)
 
 
-def _strict_loads(raw: bytes) -> object:
-    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
-
-
-def json_body() -> object:
-    """The decoded request body, or InvalidRequest naming why it is not (standard, finite, shallow) JSON."""
+def _raw_body() -> bytes:
+    """The request body's bytes, or PayloadTooLarge / InvalidRequest (empty)."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The request body is over the {limit} byte limit")
@@ -83,18 +64,46 @@ def json_body() -> object:
         raise PayloadTooLarge(f"The request body is over the {limit} byte limit") from exc
     if not raw.strip():
         raise InvalidRequest("The request body is empty", "$")
+    return raw
+
+
+def _decoded(raw: bytes) -> object:
     try:
         # NaN, Infinity and 1e400 would poison dose arithmetic; the JSON standard has none of them.
-        body = json_codec.loads(raw, _strict_loads)
-    except _NotANumber as exc:
+        return json_codec.loads(raw, json_codec.strict_loads)
+    except json_codec.NotANumber as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", "$") from None
     except RecursionError:
         raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels", "$") from None
     except ValueError:
         raise InvalidRequest("The request body is not valid JSON", "$") from None
+
+
+def _check_depth(raw: bytes) -> None:
     if _too_deep(raw):
         raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels", "$")
+
+
+def json_body() -> object:
+    """The decoded request body, or InvalidRequest naming why it is not (standard, finite, shallow) JSON."""
+    raw = _raw_body()
+    body = _decoded(raw)
+    _check_depth(raw)
     return body
+
+
+def hook_body() -> SplitBody:
+    """A hook request's body with its prefetched resources kept in bytes (see raw_resources), or InvalidRequest.
+
+    A body of an unusual shape is decoded whole, so it meets the same checks and errors as every other body."""
+    raw = _raw_body()
+    split = split_body(raw)
+    if split is None:
+        body = _decoded(raw)
+        _check_depth(raw)
+        return SplitBody(body, None)
+    _check_depth(raw)
+    return split
 
 
 @bp.get("/cds-services")
@@ -106,11 +115,11 @@ def discovery():
 def call_service(service_id: str):
     if service_id not in SERVICES:
         raise UnknownService(f"No CDS service with id '{service_id}'")
-    body = json_body()
-    hook_request = parse_hook_request(body)
+    body = hook_body()
+    hook_request = parse_hook_request(body.checked, body.prefetch)
     state = service_state()
     today = state.today or date.today()
     result = answer_hook(hook_request, state.library, today=today, timeout_s=state.fhir_timeout_s,
                          base_url=state.base_url(), answers=state.answers, facts=state.facts)
     note_hook(hook_request.hook, hook_request.hook_instance, [e.decision.value for e in result.evaluations])
-    return jsonify(keep(storage(), service_id, body, hook_request, result, request.get_data(cache=True)))
+    return jsonify(keep(storage(), service_id, body.checked, hook_request, result, request.get_data(cache=True)))

@@ -15,6 +15,26 @@ import orjson
 from flask.json.provider import DefaultJSONProvider
 
 
+class NotANumber(ValueError):
+    """NaN, Infinity or an out-of-range float: not a JSON number (RFC 8259)."""
+
+
+def _reject_constant(name: str) -> float:
+    raise NotANumber(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise NotANumber(f"{text} is out of range")
+    return value
+
+
+def strict_loads(raw: bytes) -> Any:
+    """The standard library's decoder, refusing NaN, Infinity and 1e400: they would poison dose arithmetic."""
+    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+
+
 def loads(raw: bytes, fallback: Callable[[bytes], Any]) -> Any:
     """Decode with orjson; on anything it refuses, `fallback(raw)` decides (and raises the caller's errors)."""
     try:

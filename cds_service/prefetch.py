@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import PrefetchUnavailable
-from .fhir_client import Fetched, bundle_resources, fetch_all
+from .fhir_client import Fetched, fetch_all
 from .hook_request import HookRequest
+from .raw_resources import PrefetchBundle, RawResource, UnreadableJSON
 
 PATIENT = "{{context.patientId}}"
 PREFETCH_TEMPLATES: dict[str, str] = {
@@ -32,9 +33,9 @@ PREFETCH_TEMPLATES: dict[str, str] = {
 
 @dataclass
 class Gathered:
-    """Raw resources per prefetch key (None: unknown), Medications by reference, and what failed."""
+    """Resources per prefetch key (None: unknown), Medications by reference, and what failed."""
 
-    data: dict[str, list[Mapping[str, Any]] | None]
+    data: dict[str, list[RawResource] | None]
     medications: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
 
@@ -54,18 +55,16 @@ def _fill(template: str, request: HookRequest) -> str | None:
     return template
 
 
-def _normalise(key: str, value: Any) -> tuple[list[Mapping[str, Any]] | None, str | None, str | None]:
+def _normalise(key: str, value: Any) -> tuple[list[RawResource] | None, str | None, str | None]:
     """(resources or None, next-page URL, reason unreadable) for one prefetch value."""
     if value is None:
         return [], None, None
-    if not isinstance(value, Mapping):
+    if isinstance(value, PrefetchBundle):
+        return value.resources, value.next_url, None
+    if not isinstance(value, RawResource):
         return None, None, f"prefetch '{key}' is not a FHIR resource"
-    rtype = value.get("resourceType")
-    if rtype == "OperationOutcome":
+    if value.resource_type == "OperationOutcome":
         return None, None, f"the EHR could not prefetch '{key}'"
-    if rtype == "Bundle":
-        resources, next_url = bundle_resources(value)
-        return resources, next_url, None
     return [value], None, None
 
 
@@ -76,7 +75,7 @@ def gather(request: HookRequest, keys: Iterable[str], budget_s: float) -> Gather
     """
     out = Gathered(data={})
     to_fetch: dict[str, str] = {}
-    partial: dict[str, list[Mapping[str, Any]]] = {}
+    partial: dict[str, list[RawResource]] = {}
     for key in keys:
         if key in request.prefetch:
             resources, next_url, reason = _normalise(key, request.prefetch[key])
@@ -108,14 +107,17 @@ def gather(request: HookRequest, keys: Iterable[str], budget_s: float) -> Gather
             out.data[key] = _merge(partial.get(key), result)
             if result.error:
                 out.unreadable.append(f"{key}: {result.error}")
-    for resources in out.data.values():
+    for key, resources in out.data.items():
         for res in resources or ():
-            if res.get("resourceType") == "Medication" and isinstance(res.get("id"), str):
-                out.medications[f"Medication/{res['id']}"] = res
+            if res.resource_type == "Medication" and res.id is not None:
+                try:
+                    out.medications[f"Medication/{res.id}"] = res.data
+                except UnreadableJSON:
+                    out.unreadable.append(f"a Medication in '{key}' could not be read (a number out of range)")
     return out
 
 
-def _merge(first_page: list[Mapping[str, Any]] | None, result: Fetched) -> list[Mapping[str, Any]] | None:
+def _merge(first_page: list[RawResource] | None, result: Fetched) -> list[RawResource] | None:
     if result.resources is None:
         return None
     return (first_page or []) + result.resources

@@ -1,0 +1,219 @@
+"""Prefetched resources as the EHR sent them: exact JSON bytes, decoded only when a policy reads them.
+
+A hook body is mostly prefetch, and most of the prefetch is a long lab and vital-sign history of which a policy
+reads a few codes. Decoding all of it into dicts cost more than everything else the service does on a call (and
+freeing those dicts again cost half as much), so `split_body` reads the body with msgspec: every member but the
+prefetch is decoded, and each prefetched resource is kept as its bytes with its `resourceType` and `id`. Those
+bytes are also what the fact cache remembers the resource's facts by.
+
+A body of any other shape (a prefetch member that is not an object, a Bundle whose entries are not objects, text
+that is not UTF-8, a lone surrogate) is decoded whole, as before, so the schema check and every error message see
+exactly what they always saw.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import orjson
+
+from . import json_codec
+
+
+class UnreadableJSON(ValueError):
+    """A prefetched resource whose bytes are well-formed JSON but not readable data (a number out of range)."""
+
+
+class RawResource:
+    """One FHIR resource: its JSON bytes (as sent, or as serialised from decoded JSON) and, once read, its data."""
+
+    __slots__ = ("_json", "_data", "resource_type", "id")
+
+    def __init__(self, json: bytes | None, resource_type: Any, id: Any, data: Mapping[str, Any] | None = None):
+        self._json = json
+        self._data = data
+        self.resource_type = resource_type if isinstance(resource_type, str) else None
+        self.id = id if isinstance(id, str) else None
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> RawResource:
+        """A resource already decoded (a FHIR server's page, a test's dict)."""
+        return cls(None, data.get("resourceType"), data.get("id"), data)
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The decoded resource; UnreadableJSON when its numbers are out of range (NaN, Infinity, 1e400)."""
+        if self._data is None:
+            try:
+                self._data = json_codec.loads(self._json, json_codec.strict_loads)
+            except (ValueError, RecursionError) as exc:
+                raise UnreadableJSON(str(exc)) from None
+        return self._data
+
+    @property
+    def screening(self) -> Mapping[str, Any]:
+        """The elements screening reads (`fhir_facts._is_relevant`), decoded without the rest of the resource: most
+        of a record is screened out, and decoding only its codes costs a fifth of decoding it whole."""
+        if self._data is not None:
+            return self._data
+        return msgspec.structs.asdict(_SCREEN.decode(self._json))
+
+    @property
+    def json(self) -> bytes | None:
+        """The exact bytes (what the fact cache keys on); None when decoded data cannot be serialised by orjson."""
+        if self._json is None:
+            try:
+                self._json = orjson.dumps(self._data)
+            except TypeError:
+                return None
+        return self._json
+
+
+@dataclass(frozen=True)
+class PrefetchBundle:
+    """A prefetched searchset Bundle: its resources (search outcomes left out) and its `next` link, if any."""
+
+    resources: list[RawResource]
+    next_url: str | None = None
+
+
+Prefetched = RawResource | PrefetchBundle | None  # None: the EHR sent `null` (supplied, nothing there)
+
+
+@dataclass(frozen=True)
+class SplitBody:
+    """A hook body read in two parts: what the schema checks, and the prefetch as resources kept in bytes."""
+
+    checked: Any  # every member decoded, but each prefetched Bundle only as {"resourceType": "Bundle"}
+    prefetch: dict[str, Prefetched] | None  # None: the body was decoded whole; read the prefetch from `checked`
+
+
+class _NotPlain(Exception):
+    """The body is not of the plain shape split_body reads; it is decoded whole instead."""
+
+
+class _Head(msgspec.Struct):
+    resourceType: Any = None
+    id: Any = None
+
+
+class _Screen(msgspec.Struct):
+    resourceType: Any = None
+    code: Any = None
+    medicationCodeableConcept: Any = None
+    medicationReference: Any = None
+    contained: Any = None
+
+
+_ABSENT = msgspec.Raw(b"null")
+
+
+class _Search(msgspec.Struct):
+    mode: Any = None
+
+
+class _Entry(msgspec.Struct):
+    resource: msgspec.Raw = _ABSENT
+    search: _Search | None = None  # a `search` that is not an object fails the decode: read as bundle_of reads it
+
+
+class _Bundle(msgspec.Struct):
+    resourceType: Any = None
+    entry: list[_Entry] = []
+    link: msgspec.Raw = _ABSENT
+
+
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_HEAD = msgspec.json.Decoder(_Head)
+_SCREEN = msgspec.json.Decoder(_Screen)
+_BUNDLE = msgspec.json.Decoder(_Bundle)
+
+
+def split_body(raw: bytes) -> SplitBody | None:
+    """The body split for the schema and the record, or None when it must be decoded whole (see the module doc).
+
+    The schema asks of a prefetch value only that it be null or an object with a non-empty string `resourceType`:
+    that is checked here for every value, so a Bundle can reach the schema without its entries.
+    """
+    if not raw.isascii():
+        try:
+            raw.decode()  # msgspec keeps bytes it skips unchecked; the whole-body decoder refuses broken UTF-8
+        except UnicodeDecodeError:
+            return None
+    try:
+        members = _MEMBERS.decode(raw)
+        checked = {name: _loads(value) for name, value in members.items() if name != "prefetch"}
+        if "prefetch" not in members:
+            return SplitBody(checked, {})
+        prefetch = {key: _prefetched(value) for key, value in _MEMBERS.decode(members["prefetch"]).items()}
+    except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, _NotPlain):
+        return None
+    checked["prefetch"] = {key: value.data if isinstance(value, RawResource) else
+                           None if value is None else {"resourceType": "Bundle"} for key, value in prefetch.items()}
+    return SplitBody(checked, prefetch)
+
+
+def _loads(value: msgspec.Raw) -> Any:
+    return orjson.loads(memoryview(value))  # JSONDecodeError (1e400, a lone surrogate): decoded whole instead
+
+
+def _starts(value: msgspec.Raw, prefix: bytes) -> bool:
+    return memoryview(value)[:len(prefix)] == prefix
+
+
+def _prefetched(value: msgspec.Raw) -> Prefetched:
+    """One prefetch value: null, a Bundle (entries kept in bytes) or a single resource (decoded: it is small)."""
+    if len(value) == 4 and _starts(value, b"null"):
+        return None
+    try:
+        bundle = _BUNDLE.decode(value)
+    except msgspec.ValidationError:
+        # Not an object, or an `entry` that is not an array of objects: read as the decoded value is.
+        return _decoded_value(_loads(value))
+    if bundle.resourceType != "Bundle":
+        return _decoded_value(_loads(value))
+    # One comprehension: it runs for every entry of every Bundle. Each resource is copied out of the body, so
+    # the fact cache never keeps a whole body alive; entries are left out as `bundle_of` leaves them out.
+    resources = [RawResource(data, head.resourceType, head.id) for entry in bundle.entry
+                 if (data := bytes(entry.resource))[:1] == b"{"
+                 and (head := _HEAD.decode(data)).resourceType != "OperationOutcome"
+                 and (entry.search is None or entry.search.mode != "outcome")]
+    return PrefetchBundle(resources, next_link(_loads(bundle.link)))
+
+
+def _decoded_value(value: Any) -> Prefetched:
+    """A decoded prefetch value the schema accepts, as split_body reads it; _NotPlain for one it may reject."""
+    if value.__class__ is not dict or not isinstance(value.get("resourceType"), str) or not value["resourceType"]:
+        raise _NotPlain
+    return prefetched(value)
+
+
+def bundle_of(bundle: Mapping[str, Any]) -> PrefetchBundle:
+    """A decoded Bundle's resources (non-object entries, OperationOutcomes and search outcomes left out)."""
+    resources = [RawResource.of(resource) for entry in _list(bundle.get("entry")) if entry.__class__ is dict
+                 and (resource := entry.get("resource")).__class__ is dict
+                 and resource.get("resourceType") != "OperationOutcome"
+                 and not ((search := entry.get("search")).__class__ is dict and search.get("mode") == "outcome")]
+    return PrefetchBundle(resources, next_link(bundle.get("link")))
+
+
+def next_link(links: Any) -> str | None:
+    """The `next` link's URL among a Bundle's links, if any."""
+    return next((link.get("url") for link in _list(links) if isinstance(link, Mapping)
+                 and link.get("relation") == "next" and isinstance(link.get("url"), str)), None)
+
+
+def prefetched(value: Any) -> Prefetched | Any:
+    """A decoded prefetch value as split_body reads it; a value that is not a resource is passed on as it is."""
+    if value is None or not isinstance(value, Mapping):
+        return value
+    if value.get("resourceType") == "Bundle":
+        return bundle_of(value)
+    return RawResource.of(value)
+
+
+def _list(value: Any) -> list:
+    """A JSON array as a list; anything else (a hostile or broken Bundle) as empty."""
+    return value if isinstance(value, list) else []
