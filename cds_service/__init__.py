@@ -53,7 +53,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore |
         public_base_url=settings["CDS_PUBLIC_BASE_URL"],
         today=date.fromisoformat(settings["CDS_TODAY"]) if settings.get("CDS_TODAY") else None,
         answers=_answers_lookup(store),
-        facts=FactCache(settings["CDS_FACT_CACHE_SIZE"]) if settings["CDS_FACT_CACHE_SIZE"] > 0 else None,
+        facts=FactCache(settings["CDS_FACT_CACHE_SIZE"], int(settings["CDS_FACT_CACHE_MB"] * 1024 * 1024))
+        if settings["CDS_FACT_CACHE_SIZE"] > 0 else None,
     )
     CORS(app, origins=settings["CDS_CORS_ORIGINS"], allow_headers=["Authorization", "Content-Type"],
          methods=["GET", "POST", "OPTIONS"])

@@ -32,6 +32,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "CDS_TODAY": env.get("CDS_TODAY") or None,  # fixed evaluation date, for reproducible fixtures
         # Resources read per worker whose facts are remembered by their exact bytes (0: none; see fact_cache).
         "CDS_FACT_CACHE_SIZE": int(_float(env.get("CDS_FACT_CACHE_SIZE"), 50_000)),
+        "CDS_FACT_CACHE_MB": _float(env.get("CDS_FACT_CACHE_MB"), 64.0),  # and at most this much of their bytes
         # Migrate the schema when the app starts (off when operators run `cds-service migrate` themselves).
         "CDS_MIGRATE_ON_START": env.get("CDS_MIGRATE_ON_START", "1").lower() not in ("0", "false", "no"),
     }

@@ -6,8 +6,9 @@ the facts) is a pure function of its JSON, of the Medications it may name and of
 the facts of an identical resource are the facts already read. The reader builds the key (see
 `fhir_facts._Reader`); it holds the resource's exact bytes as the EHR sent them (an EHR serialises a resource
 the same way each time), so a resource that merely looks alike is read afresh. A resource no policy reads is
-remembered too, as "nothing to read". Bounded (least recently used out first, `CDS_FACT_CACHE_SIZE` entries of
-about a resource's size each), per worker process, in memory only: nothing is written anywhere.
+remembered too, as "nothing to read", and a Bundle's entries as a whole. Bounded (least recently used out first:
+`CDS_FACT_CACHE_SIZE` entries, `CDS_FACT_CACHE_MB` of keys), per worker process, in memory only: nothing is
+written anywhere.
 """
 from __future__ import annotations
 
@@ -21,17 +22,27 @@ Read = tuple[Any, tuple[str, ...]]  # the fact (or None: filtered out) and the u
 
 
 class FactCache:
-    """A bounded least-recently-used map from a resource's key (its reader, bytes and context) to what reading gave."""
+    """A bounded least-recently-used map from a key (a reader, bytes read and their context) to what reading gave.
 
-    def __init__(self, max_entries: int):
+    Bounded twice: by entries, and by the bytes the keys hold (a whole Bundle's entries can be megabytes).
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int = 64 * 1024 * 1024):
         self.max_entries = max_entries
-        self._entries: OrderedDict[Key, Read] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Key, tuple[Read, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        """The bytes the keys hold now."""
+        return self._bytes
 
     def read(self, key: Key, compute: Callable[[], Read]) -> Read:
         """What `compute()` gives for this key, from the cache when the same key was read before."""
@@ -40,12 +51,18 @@ class FactCache:
             if found is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return found
+                return found[0]
         value = compute()
+        weight = sum(len(part) for part in key if part.__class__ is bytes)
+        if weight > self.max_bytes:
+            return value
         with self._lock:
             self.misses += 1
-            self._entries[key] = value
-            if len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._entries[key] = (value, weight)
+            self._bytes += weight
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                self._bytes -= self._entries.popitem(last=False)[1][1]
         return value
-

@@ -103,7 +103,7 @@ def fetch_query(base: str, query: str, token: str | None, deadline: _Deadline) -
             if body.get("resourceType") != "Bundle":
                 return Fetched([RawResource.of(body)])
             page = bundle_of(body)
-            resources.extend(page.resources)
+            resources.extend(page.resources.items)
             next_url = page.next_url
             if not next_url:
                 return Fetched(resources)

@@ -2,9 +2,10 @@
 
 Resources are first screened on their raw JSON (only the codes, decoded from the bytes the EHR sent: see
 `raw_resources`) against what the policies read (`Interest`): a 2,000-resource record is mostly vital signs
-and labs no policy asks for, and validating them all would cost hundreds of milliseconds. What survives is validated with the R4B models, on the
-elements facts are read from (`READS`) plus those R4 requires; a resource that fails validation
-is dropped and named in `unreadable`, so only the facts it would give become unknown.
+and labs no policy asks for, and validating them all would cost hundreds of milliseconds. What survives is
+validated with the R4B models, on the elements facts are read from (`READS`) plus those R4 requires; a
+resource that fails validation is dropped and named in `unreadable`, so only the facts it would give become
+unknown.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
 from .fact_cache import FactCache
-from .raw_resources import RawResource, UnreadableJSON
+from .raw_resources import RawResource, Resources, UnreadableJSON
 from .record import (
     Code,
     ConditionFact,
@@ -383,7 +384,7 @@ class _Reader:
         key = _key(name, raw, self._referenced_medication(raw)) if self.cache is not None else None
         if key is None:
             return parse(raw)
-        fact, notes = self.cache.read(key, lambda: self._noting(parse, raw))
+        fact, notes = self.cache.read(key, lambda: self.noting(parse, raw))
         self.unreadable.extend(notes)
         return fact
 
@@ -395,7 +396,7 @@ class _Reader:
         if json is None:
             return self._screen_and_parse(resource, parse)
         fact, notes = self.cache.read((name, self.interest.token, json, context),
-                                      lambda: self._noting(self._screen_and_parse, resource, parse))
+                                      lambda: self.noting(self._screen_and_parse, resource, parse))
         self.unreadable.extend(notes)
         return fact
 
@@ -414,7 +415,7 @@ class _Reader:
                                    "number out of range)")
             return None
 
-    def _noting(self, read: Callable[..., Any], *args: Any) -> tuple[Any, tuple[str, ...]]:
+    def noting(self, read: Callable[..., Any], *args: Any) -> tuple[Any, tuple[str, ...]]:
         """`read(*args)` and the unreadable notes it made, taken off this request's list (the cache keeps them)."""
         before = len(self.unreadable)
         fact = read(*args)
@@ -653,18 +654,39 @@ def _line_of_business(res: Any) -> str | None:
 
 # --- assembling the record -------------------------------------------------------------------
 
-def _collect(reader: _Reader, resources: list[RawResource | Mapping] | None, name: str, parse, *,
+DataSet = Resources | list[RawResource] | list[Mapping]  # as gathered, or as a caller hands decoded resources
+
+
+def _collect(reader: _Reader, data_set: DataSet | None, name: str, parse, *,
              names_drugs: bool = False) -> tuple | None:
     """Facts of one data set; None (unknown) when a resource a policy would read breaks R4.
 
     Dropping it and reading the rest would turn "could not read the MS diagnosis" into "no MS
     diagnosis": an absence the record does not show. Other data sets keep their facts.
+
+    A Bundle's entries still in bytes are remembered as a whole: the same chart again costs one look-up here.
     """
-    if resources is None:
+    if data_set is None:
         return None
-    out = []
     context = reader.context_key(names_drugs)
-    for resource in resources:
+    entries = data_set.entries_json if data_set.__class__ is Resources else None
+    if reader.cache is None or context is None or entries is None:
+        return _collect_each(reader, data_set, name, parse, context)
+    facts, notes = reader.cache.read((name, reader.interest.token, entries, context),
+                                     lambda: reader.noting(_collect_each, reader, data_set, name, parse, context))
+    reader.unreadable.extend(notes)
+    return facts
+
+
+def _collect_each(reader: _Reader, data_set: DataSet, name: str, parse, context: bytes | None) -> tuple | None:
+    if data_set.__class__ is Resources:
+        try:
+            data_set = data_set.items
+        except UnreadableJSON:
+            reader.unreadable.append(f"{name} could not be read (its entries have a number out of range)")
+            return None
+    out = []
+    for resource in data_set:
         failures = len(reader.unreadable)
         if resource.__class__ is not RawResource:
             resource = RawResource.of(resource)  # prefetch hands resources in bytes; a caller may hand decoded ones
@@ -676,8 +698,56 @@ def _collect(reader: _Reader, resources: list[RawResource | Mapping] | None, nam
     return tuple(out)
 
 
-def _as_resource(resource: RawResource | Mapping) -> RawResource:
-    return resource if resource.__class__ is RawResource else RawResource.of(resource)
+def medications_in(data: Mapping[str, DataSet | None], cache: FactCache | None = None,
+                   unreadable: list[str] | None = None) -> dict[str, Mapping]:
+    """The Medication resources among the gathered data sets, by reference (`Medication/<id>`); one that cannot be
+    read is noted in `unreadable`. A Bundle's entries seen before are not read again to tell."""
+    found: dict[str, Mapping] = {}
+    for key, data_set in data.items():
+        if data_set is None:
+            continue
+        entries = data_set.entries_json if data_set.__class__ is Resources else None
+        if cache is None or entries is None:
+            pairs, notes = _medications_of(key, data_set)
+        else:
+            pairs, notes = cache.read(("medications", entries), lambda k=key, d=data_set: _medications_of(k, d))
+        found.update(pairs)
+        if unreadable is not None:
+            unreadable.extend(notes)
+    return found
+
+
+def _medications_of(key: str, data_set: DataSet) -> tuple[tuple[tuple[str, Mapping], ...], tuple[str, ...]]:
+    if data_set.__class__ is Resources:
+        if not data_set.may_hold("Medication"):
+            return (), ()
+        try:
+            data_set = data_set.items
+        except UnreadableJSON:
+            return (), ()  # the data set itself is noted unreadable when it is read
+    pairs, notes = [], []
+    for resource in data_set:
+        if resource.__class__ is not RawResource:
+            resource = RawResource.of(resource)
+        if resource.resource_type == "Medication" and resource.id is not None:
+            try:
+                pairs.append((f"Medication/{resource.id}", resource.data))
+            except UnreadableJSON:
+                notes.append(f"a Medication in '{key}' could not be read (a number out of range)")
+    return tuple(pairs), tuple(notes)
+
+
+def _resources_of(data_set: DataSet | None, reader: _Reader) -> list[RawResource]:
+    """A small data set's resources (the patient, the user), decoded ones wrapped; [] when it cannot be read."""
+    if data_set is None:
+        return []
+    if data_set.__class__ is Resources:
+        try:
+            return data_set.items
+        except UnreadableJSON:
+            reader.unreadable.append("a prefetched resource could not be read (a number out of range)")
+            return []
+    return [resource if resource.__class__ is RawResource else RawResource.of(resource) for resource in data_set]
 
 
 def read_drafts(drafts: Iterable[Mapping], medications: Mapping[str, Mapping],
@@ -694,7 +764,7 @@ def read_drafts(drafts: Iterable[Mapping], medications: Mapping[str, Mapping],
 
 def build_record(
     patient_id: str,
-    data: Mapping[str, list[RawResource] | list[Mapping] | None],
+    data: Mapping[str, DataSet | None],
     drafts: Iterable[MedicationFact],
     medications: Mapping[str, Mapping],
     interest: Interest,
@@ -705,7 +775,7 @@ def build_record(
     """Turn gathered data (key -> list of resources, or None: unknown) into a PatientRecord."""
     reader = _Reader(interest, medications, cache)
     reader.unreadable.extend(unreadable)
-    patients = [reader.data_of(_as_resource(r)) for r in data.get("patient") or ()]
+    patients = [reader.data_of(r) for r in _resources_of(data.get("patient"), reader)]
     birth, sex = reader.read("patient", patients[0], reader.patient) if patients and patients[0] else \
         (None, Sex.UNKNOWN)
 
@@ -730,7 +800,7 @@ def build_record(
     for key in ("user", "practitionerRoles"):
         raws = data.get(key)
         if raws is not None:
-            roles = [reader.data_of(r) for r in map(_as_resource, raws) if r.resource_type == "PractitionerRole"]
+            roles = [reader.data_of(r) for r in _resources_of(raws, reader) if r.resource_type == "PractitionerRole"]
             specialties = (specialties or ()) + tuple(c for r in roles if r is not None
                                                       for c in reader.read("specialties", r, reader.specialties))
 

@@ -8,11 +8,41 @@ Integers beyond 64 bits are the one difference: orjson reads them as floats, as 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from flask.json.provider import DefaultJSONProvider
+
+MAX_DEPTH = 64  # FHIR resources nest about 15 deep; deeper is an attack on the parser or the validators
+
+
+_KEEP_STRUCTURE = (bytes.maketrans(b"[]", b"{}"), bytes(range(256)).translate(None, b'"{}[]'))
+_QUOTED = re.compile(rb'"[^"]*"')
+
+
+def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """True when the (already parsed, so well-formed) JSON value nests deeper than `limit` (a part of a document
+    is given what is left of MAX_DEPTH where it sits).
+
+    Done with C-speed bytes methods (a Python walk of the decoded objects, or regular expressions over every
+    character, cost 20 ms on a 200-resource record and half a second on 5,000): escapes out, then everything
+    but quotes and brackets, with `[]` read as `{}` (the document is well formed, so only depth is left to
+    tell); then strings (two adjacent quotes are an empty string or the end of one and the start of the next:
+    removing them keeps every bracket inside a string inside quotes); then one innermost layer of pairs peeled
+    per pass (one `replace` never matches a pair its own removals made).
+    """
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = raw.translate(*_KEEP_STRUCTURE).replace(b'""', b"")
+    if b'"' in structure:
+        structure = _QUOTED.sub(b"", structure)
+    for _ in range(limit):
+        if not structure:
+            return False
+        structure = structure.replace(b"{}", b"")
+    return bool(structure)
 
 
 class NotANumber(ValueError):

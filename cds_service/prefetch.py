@@ -6,14 +6,14 @@ A prefetch value may be a resource, a searchset Bundle (possibly paged), an Oper
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import PrefetchUnavailable
 from .fhir_client import Fetched, fetch_all
 from .hook_request import HookRequest
-from .raw_resources import PrefetchBundle, RawResource, UnreadableJSON
+from .raw_resources import PrefetchBundle, RawResource, Resources, UnreadableJSON
 
 PATIENT = "{{context.patientId}}"
 PREFETCH_TEMPLATES: dict[str, str] = {
@@ -33,10 +33,9 @@ PREFETCH_TEMPLATES: dict[str, str] = {
 
 @dataclass
 class Gathered:
-    """Resources per prefetch key (None: unknown), Medications by reference, and what failed."""
+    """Resources per prefetch key (None: unknown), and what failed."""
 
-    data: dict[str, list[RawResource] | None]
-    medications: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    data: dict[str, Resources | None]
     unreadable: list[str] = field(default_factory=list)
 
 
@@ -55,17 +54,17 @@ def _fill(template: str, request: HookRequest) -> str | None:
     return template
 
 
-def _normalise(key: str, value: Any) -> tuple[list[RawResource] | None, str | None, str | None]:
+def _normalise(key: str, value: Any) -> tuple[Resources | None, str | None, str | None]:
     """(resources or None, next-page URL, reason unreadable) for one prefetch value."""
     if value is None:
-        return [], None, None
+        return Resources(), None, None
     if isinstance(value, PrefetchBundle):
         return value.resources, value.next_url, None
     if not isinstance(value, RawResource):
         return None, None, f"prefetch '{key}' is not a FHIR resource"
     if value.resource_type == "OperationOutcome":
         return None, None, f"the EHR could not prefetch '{key}'"
-    return [value], None, None
+    return Resources([value]), None, None
 
 
 def gather(request: HookRequest, keys: Iterable[str], budget_s: float) -> Gathered:
@@ -75,14 +74,14 @@ def gather(request: HookRequest, keys: Iterable[str], budget_s: float) -> Gather
     """
     out = Gathered(data={})
     to_fetch: dict[str, str] = {}
-    partial: dict[str, list[RawResource]] = {}
+    partial: dict[str, Resources] = {}
     for key in keys:
         if key in request.prefetch:
             resources, next_url, reason = _normalise(key, request.prefetch[key])
             if reason:
                 out.unreadable.append(reason)
             if next_url and request.fhir_server:
-                partial[key] = resources or []
+                partial[key] = resources
                 to_fetch[key] = next_url
             elif next_url:
                 out.unreadable.append(f"prefetch '{key}' is paged and there is no FHIR server to read the rest")
@@ -107,17 +106,14 @@ def gather(request: HookRequest, keys: Iterable[str], budget_s: float) -> Gather
             out.data[key] = _merge(partial.get(key), result)
             if result.error:
                 out.unreadable.append(f"{key}: {result.error}")
-    for key, resources in out.data.items():
-        for res in resources or ():
-            if res.resource_type == "Medication" and res.id is not None:
-                try:
-                    out.medications[f"Medication/{res.id}"] = res.data
-                except UnreadableJSON:
-                    out.unreadable.append(f"a Medication in '{key}' could not be read (a number out of range)")
     return out
 
 
-def _merge(first_page: list[RawResource] | None, result: Fetched) -> list[RawResource] | None:
+def _merge(first_page: Resources | None, result: Fetched) -> Resources | None:
     if result.resources is None:
         return None
-    return (first_page or []) + result.resources
+    try:
+        first = first_page.items if first_page is not None else []
+    except UnreadableJSON:
+        return None  # the first page cannot be read: the data set is unknown
+    return Resources(first + result.resources)

@@ -20,6 +20,7 @@ import msgspec
 import orjson
 
 from . import json_codec
+from .json_codec import MAX_DEPTH, too_deep
 
 
 class UnreadableJSON(ValueError):
@@ -71,11 +72,38 @@ class RawResource:
         return self._json
 
 
+class Resources:
+    """The resources of one data set: a Bundle's entries kept in bytes until something reads them, or a list.
+
+    Kept in bytes, the entries are also what the fact cache remembers a whole data set's facts by
+    (`entries_json`), so a chart seen before costs one look-up per data set, not one per resource.
+    """
+
+    __slots__ = ("_items", "entries_json")
+
+    def __init__(self, items: list[RawResource] | None = None, entries_json: bytes | None = None):
+        self._items = items if items is not None or entries_json is not None else []
+        self.entries_json = entries_json
+
+    @property
+    def items(self) -> list[RawResource]:
+        """The resources (search outcomes left out); UnreadableJSON when entries of an odd shape (not objects)
+        also hold a number out of range, so the data set cannot be read at all."""
+        if self._items is None:
+            self._items = _entries(self.entries_json)
+        return self._items
+
+    def may_hold(self, resource_type: str) -> bool:
+        """False only when no resource of this type can be among the entries (so they need not be read to tell)."""
+        raw = self.entries_json
+        return raw is None or f'"{resource_type}"'.encode() in raw or b"\\u" in raw
+
+
 @dataclass(frozen=True)
 class PrefetchBundle:
-    """A prefetched searchset Bundle: its resources (search outcomes left out) and its `next` link, if any."""
+    """A prefetched searchset Bundle: its resources and its `next` link, if any."""
 
-    resources: list[RawResource]
+    resources: Resources
     next_url: str | None = None
 
 
@@ -121,7 +149,7 @@ class _Entry(msgspec.Struct):
 
 class _Bundle(msgspec.Struct):
     resourceType: Any = None
-    entry: list[_Entry] = []
+    entry: msgspec.Raw = msgspec.Raw(b"[]")
     link: msgspec.Raw = _ABSENT
 
 
@@ -129,6 +157,7 @@ _MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _HEAD = msgspec.json.Decoder(_Head)
 _SCREEN = msgspec.json.Decoder(_Screen)
 _BUNDLE = msgspec.json.Decoder(_Bundle)
+_ENTRIES = msgspec.json.Decoder(list[_Entry])
 
 
 def split_body(raw: bytes) -> SplitBody | None:
@@ -144,15 +173,22 @@ def split_body(raw: bytes) -> SplitBody | None:
             return None
     try:
         members = _MEMBERS.decode(raw)
-        checked = {name: _loads(value) for name, value in members.items() if name != "prefetch"}
+        checked = {name: _shallow(value, MAX_DEPTH - 1) for name, value in members.items() if name != "prefetch"}
         if "prefetch" not in members:
             return SplitBody(checked, {})
         prefetch = {key: _prefetched(value) for key, value in _MEMBERS.decode(members["prefetch"]).items()}
-    except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, _NotPlain):
+    except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, RecursionError, _NotPlain):
         return None
     checked["prefetch"] = {key: value.data if isinstance(value, RawResource) else
                            None if value is None else {"resourceType": "Bundle"} for key, value in prefetch.items()}
     return SplitBody(checked, prefetch)
+
+
+def _shallow(value: msgspec.Raw, limit: int) -> Any:
+    """A part of the body decoded, when it nests no deeper than is left of MAX_DEPTH where it sits."""
+    if too_deep(bytes(value), limit):
+        raise _NotPlain  # decoded whole, the body is refused with the usual message
+    return _loads(value)
 
 
 def _loads(value: msgspec.Raw) -> Any:
@@ -169,18 +205,34 @@ def _prefetched(value: msgspec.Raw) -> Prefetched:
         return None
     try:
         bundle = _BUNDLE.decode(value)
-    except msgspec.ValidationError:
-        # Not an object, or an `entry` that is not an array of objects: read as the decoded value is.
-        return _decoded_value(_loads(value))
+    except msgspec.ValidationError:  # not an object
+        return _decoded_value(_shallow(value, MAX_DEPTH - 2))
     if bundle.resourceType != "Bundle":
-        return _decoded_value(_loads(value))
-    # One comprehension: it runs for every entry of every Bundle. Each resource is copied out of the body, so
-    # the fact cache never keeps a whole body alive; entries are left out as `bundle_of` leaves them out.
-    resources = [RawResource(data, head.resourceType, head.id) for entry in bundle.entry
-                 if (data := bytes(entry.resource))[:1] == b"{"
-                 and (head := _HEAD.decode(data)).resourceType != "OperationOutcome"
-                 and (entry.search is None or entry.search.mode != "outcome")]
-    return PrefetchBundle(resources, next_link(_loads(bundle.link)))
+        return _decoded_value(_shallow(value, MAX_DEPTH - 2))
+    # The entries are checked for depth when they are read (`_entries`); a copy, so the fact cache never keeps
+    # the whole body alive.
+    return PrefetchBundle(Resources(entries_json=bytes(bundle.entry)), next_link(_shallow(bundle.link, MAX_DEPTH - 3)))
+
+
+def _entries(raw: bytes) -> list[RawResource]:
+    """A Bundle's `entry` array read as `bundle_of` reads a decoded one, each resource kept in bytes."""
+    if too_deep(raw, MAX_DEPTH - 3):  # the array sits in the body, in the prefetch, in its Bundle
+        raise UnreadableJSON(f"nests deeper than {MAX_DEPTH} levels")
+    try:
+        entries = _ENTRIES.decode(raw)
+    except msgspec.ValidationError:
+        # Not an array of objects (or a `search` that is not an object): read as the decoded entries are.
+        try:
+            decoded = json_codec.loads(raw, json_codec.strict_loads)
+        except (ValueError, RecursionError) as exc:
+            raise UnreadableJSON(str(exc)) from None
+        return bundle_of({"entry": decoded}).resources.items
+    # One comprehension: it runs for every entry of every Bundle read. Each resource is copied out, so a cached
+    # resource never keeps its Bundle alive; entries are left out as `bundle_of` leaves them out.
+    return [RawResource(data, head.resourceType, head.id) for entry in entries
+            if (data := bytes(entry.resource))[:1] == b"{"
+            and (head := _HEAD.decode(data)).resourceType != "OperationOutcome"
+            and (entry.search is None or entry.search.mode != "outcome")]
 
 
 def _decoded_value(value: Any) -> Prefetched:
@@ -196,7 +248,7 @@ def bundle_of(bundle: Mapping[str, Any]) -> PrefetchBundle:
                  and (resource := entry.get("resource")).__class__ is dict
                  and resource.get("resourceType") != "OperationOutcome"
                  and not ((search := entry.get("search")).__class__ is dict and search.get("mode") == "outcome")]
-    return PrefetchBundle(resources, next_link(bundle.get("link")))
+    return PrefetchBundle(Resources(resources), next_link(bundle.get("link")))
 
 
 def next_link(links: Any) -> str | None:

@@ -10,7 +10,7 @@ from .cards import render_card
 from .crd import Assertion, Configuration, assertions_for, coverage_action
 from .evaluate import Evaluation, evaluate_order
 from .fact_cache import FactCache
-from .fhir_facts import build_record, read_drafts
+from .fhir_facts import build_record, medications_in, read_drafts
 from .hook_request import HookRequest
 from .policies import PolicyLibrary
 from .prefetch import gather
@@ -59,7 +59,7 @@ def answer_hook(request: HookRequest, library: PolicyLibrary, *, today: date, ti
         return HookResult(empty, [])
     keys = sorted({k for r in routed for k in r.policy.reads} | {"coverage"})
     gathered = gather(request, keys, timeout_s)
-    medications = {**gathered.medications, **draft_meds}
+    medications = {**medications_in(gathered.data, facts, gathered.unreadable), **draft_meds}
     # Only what the routed policies read is validated: the cost follows their data, not the record's size.
     interest = library.interest_for(r.policy.key for r in routed)
     record = build_record(request.patient_id, gathered.data, drafts, medications, interest, today,

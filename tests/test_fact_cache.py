@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import date
 
 import pytest
@@ -10,6 +11,7 @@ from cds_service import fhir_facts
 from cds_service.fact_cache import FactCache
 from cds_service.fhir_facts import build_record, read_drafts
 from cds_service.policies import load_policies
+from cds_service.raw_resources import Resources
 from tests.conftest import FIXTURES, ROOT, TODAY, load_fixture, make_app
 
 from .test_scenarios import SCENARIOS
@@ -137,3 +139,68 @@ def test_every_scenario_answers_the_same_from_a_warm_cache(tmp_path):
             if want.status_code == 200:
                 assert _traces(got) == _traces(want), path.relative_to(FIXTURES)
     assert warm_app.extensions["cds_service"].facts.hits > 0
+
+
+# --- whole data sets: a Bundle's entries as the EHR sent them ---------------------------------------------------
+
+def _bundle(*observations: dict) -> Resources:
+    """An observations data set as split_body leaves it: the entries in bytes, nothing decoded."""
+    return Resources(entries_json=json.dumps([{"resource": o} for o in observations]).encode())
+
+
+def _bundle_record(interest, data_set, cache, medications=None):
+    return build_record("p1", {"observations": data_set}, [], medications or {}, interest, AS_OF, cache=cache)
+
+
+def test_a_bundle_seen_again_is_one_look_up_and_decodes_nothing(interest, monkeypatch):
+    validations = _CountingValidate(monkeypatch)
+    cache = FactCache(100)
+    entries = [_height(170.0, "a"), _height(171.0, "b"), {**_height(1.0, "c"), "code": {"text": "not read"}}]
+    first = _bundle_record(interest, _bundle(*entries), cache)
+    validated = validations.calls
+    again = _bundle(*entries)
+    second = _bundle_record(interest, again, cache)
+    assert validated == 2 and validations.calls == 2
+    assert again._items is None, "the entries of a remembered Bundle were decoded"
+    assert first.observations == second.observations and [o.ref for o in second.observations] == \
+        ["Observation/a", "Observation/b"]
+    assert cache.hits == 1
+
+
+def test_a_bundle_with_one_resource_changed_reads_only_that_one_afresh(interest, monkeypatch):
+    validations = _CountingValidate(monkeypatch)
+    cache = FactCache(100)
+    _bundle_record(interest, _bundle(_height(170.0, "a"), _height(171.0, "b")), cache)
+    before = validations.calls
+    changed = _bundle_record(interest, _bundle(_height(170.0, "a"), _height(180.0, "b")), cache)
+    assert validations.calls == before + 1
+    assert [o.value.value for o in changed.observations] == [170.0, 180.0]
+
+
+def test_a_bundle_names_the_medications_it_was_read_with():
+    """The same entries read with another Medication behind a reference are another drug's history."""
+    policies = load_policies(ROOT / "cards")
+    given = {"resourceType": "MedicationAdministration", "id": "a1", "status": "completed",
+             "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-10-01",
+             "medicationReference": {"reference": "Medication/m1"}}
+    cache = FactCache(100)
+    records = [build_record("p1", {"medicationAdministrations": Resources(entries_json=json.dumps(
+        [{"resource": given}]).encode())}, [], {"Medication/m1": med}, policies.interest, AS_OF, cache=cache)
+        for med in (_medication("197989", "mitoxantrone"), _medication("1723770", "ixazomib"))]
+    assert [[c.code for c in r.medications[0].codes] for r in records] == [["197989"], ["1723770"]]
+
+
+def test_entries_of_an_odd_shape_with_a_number_out_of_range_make_the_data_set_unknown(interest):
+    data_set = Resources(entries_json=b'[{"resource": {"resourceType": "Observation", "value": 1e400}}, "x"]')
+    record = _bundle_record(interest, data_set, FactCache(100))
+    assert record.observations is None and not record.has("observations")
+    assert any("could not be read" in note for note in record.unreadable)
+
+
+def test_the_cache_holds_no_more_bytes_than_it_is_given():
+    cache = FactCache(100, max_bytes=3_000)
+    for i in range(10):
+        cache.read(("r", bytes(1_000) + bytes([i])), lambda i=i: (i, ()))
+    assert cache.size_bytes <= 3_000 and len(cache) == 2
+    cache.read(("r", bytes(5_000)), lambda: ("too big", ()))  # larger than the whole cache: read, not kept
+    assert len(cache) == 2 and cache.size_bytes <= 3_000

@@ -223,7 +223,8 @@ def test_sandbox_quirk_gets_200_and_well_formed_cards(client, name, service):
 
 def test_depth_limit_counts_brackets_outside_strings_only():
     """The byte-level depth check ignores brackets inside strings and escapes, and stops at exactly MAX_DEPTH."""
-    from cds_service.hooks import MAX_DEPTH, _too_deep
+    from cds_service.json_codec import MAX_DEPTH
+    from cds_service.json_codec import too_deep as _too_deep
 
     inside_strings = json.dumps({"a": [{"b": "x]]]}}}[[[[{{{"}] * 3, "s": '\\"[['}).encode()
     assert not _too_deep(inside_strings)
@@ -252,7 +253,8 @@ _JSON_VALUES = st.recursive(
 @given(value=_JSON_VALUES, wrap=st.integers(min_value=0, max_value=70), ascii_only=st.booleans())
 def test_depth_check_agrees_with_the_decoded_document(value: object, wrap: int, ascii_only: bool):
     """Whatever the strings hold (brackets, quotes, backslashes, escapes), the byte check sees the real depth."""
-    from cds_service.hooks import MAX_DEPTH, _too_deep
+    from cds_service.json_codec import MAX_DEPTH
+    from cds_service.json_codec import too_deep as _too_deep
 
     for _ in range(wrap):
         value = {"k": [value]} if wrap % 2 else [value]

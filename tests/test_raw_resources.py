@@ -26,8 +26,8 @@ def _view(prefetch) -> dict:
     """A prefetch as plain data, whichever way it was read."""
     def one(value):
         if isinstance(value, PrefetchBundle):
-            return "bundle", [r.data for r in value.resources], [(r.resource_type, r.id) for r in value.resources], \
-                value.next_url
+            items = value.resources.items
+            return "bundle", [r.data for r in items], [(r.resource_type, r.id) for r in items], value.next_url
         if isinstance(value, RawResource):
             return "resource", value.data, value.resource_type, value.id
         return "other", value
@@ -158,7 +158,7 @@ def test_resources_are_copied_out_of_the_body():
     """The fact cache keys on a resource's bytes: a view into the body would keep every body alive."""
     split = split_body(json.dumps(_base({"observations": {"resourceType": "Bundle",
                                                           "entry": [{"resource": OBSERVATION}]}})).encode())
-    (resource,) = split.prefetch["observations"].resources
+    (resource,) = split.prefetch["observations"].resources.items
     assert type(resource.json) is bytes and json.loads(resource.json) == OBSERVATION
 
 
@@ -169,7 +169,7 @@ def _out_of_range_observation() -> bytes:
 
 def test_a_resource_with_a_number_out_of_range_is_unreadable_not_an_error():
     split = split_body(_out_of_range_observation())
-    (resource,) = split.prefetch["observations"].resources
+    (resource,) = split.prefetch["observations"].resources.items
     with pytest.raises(UnreadableJSON):
         _ = resource.data
     interest = load_policies(ROOT / "cards").interest
@@ -202,4 +202,51 @@ def test_entries_without_a_resource_keep_the_body_on_the_split_path():
     bundle = {"resourceType": "Bundle", "entry": [{"fullUrl": "urn:x"}, {"resource": "x"}, {"resource": OBSERVATION}]}
     split = split_body(json.dumps(_base({"observations": bundle})).encode())
     assert split is not None
-    assert [r.id for r in split.prefetch["observations"].resources] == ["o1"]
+    assert [r.id for r in split.prefetch["observations"].resources.items] == ["o1"]
+
+
+@pytest.mark.parametrize("where", ["hook", "context", "prefetch"])
+def test_a_body_nested_past_any_parser_is_refused_wherever_the_nesting_is(client, where):
+    deep = "[" * 5000 + "]" * 5000
+    body = json.dumps(_base({"observations": {"resourceType": "Bundle", "entry": [{"resource": OBSERVATION}]}}))
+    body = {"hook": body.replace('"order-sign"', deep, 1), "context": body.replace('"p1"', deep, 1),
+            "prefetch": body.replace('"8302-2"', deep, 1)}[where]
+    response = client.post("/cds-services/prior-auth-order-sign", data=body, content_type="application/json")
+    assert response.status_code == 400 and "deeper than" in response.get_json()["issue"][0]["diagnostics"]
+
+
+def _depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _nested_at(where: str, levels: int) -> dict:
+    """A body whose value at `where` nests `levels` deep."""
+    deep = json.loads("[" * levels + "]" * levels)
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": dict(OBSERVATION)}]}
+    body = _base({"observations": bundle, "patient": {"resourceType": "Patient", "id": "p1"}})
+    {"context": lambda: body["context"].update(deep=deep),
+     "patient": lambda: body["prefetch"]["patient"].update(deep=deep),
+     "link": lambda: bundle.update(link=deep),
+     "entry": lambda: bundle["entry"][0]["resource"].update(deep=deep)}[where]()
+    return body
+
+
+@pytest.mark.parametrize("where", ["context", "patient", "link", "entry"])
+def test_each_part_is_held_to_the_depth_limit_where_it_sits(where):
+    from cds_service.json_codec import MAX_DEPTH
+
+    for levels in range(50, 70):
+        body = _nested_at(where, levels)
+        split = split_body(json.dumps(body).encode())
+        if _depth(body) <= MAX_DEPTH:
+            assert split is not None, (where, levels)
+            _same(*_both_ways(json.dumps(body).encode()))
+        elif where == "entry":  # read when a policy reads the data set: unreadable, not a refused call
+            with pytest.raises(UnreadableJSON):
+                _ = split.prefetch["observations"].resources.items
+        else:
+            assert split is None, (where, levels)  # decoded whole: refused as too deep
