@@ -153,6 +153,18 @@ class _Bundle(msgspec.Struct):
     link: msgspec.Raw = _ABSENT
 
 
+class _Top(msgspec.Struct, forbid_unknown_fields=True):
+    hook: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    hookInstance: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    fhirServer: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    fhirAuthorization: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    context: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    extension: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    prefetch: dict[str, msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+
+
+_TOP_MEMBERS = tuple(name for name in _Top.__struct_fields__ if name != "prefetch")
+_TOP = msgspec.json.Decoder(_Top)
 _MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _HEAD = msgspec.json.Decoder(_Head)
 _SCREEN = msgspec.json.Decoder(_Screen)
@@ -172,16 +184,30 @@ def split_body(raw: bytes) -> SplitBody | None:
         except UnicodeDecodeError:
             return None
     try:
-        members = _MEMBERS.decode(raw)
-        checked = {name: _shallow(value, MAX_DEPTH - 1) for name, value in members.items() if name != "prefetch"}
-        if "prefetch" not in members:
+        members, values = _members(raw)
+        checked = {name: _shallow(value, MAX_DEPTH - 1) for name, value in members.items()}
+        if values is None:
             return SplitBody(checked, {})
-        prefetch = {key: _prefetched(value) for key, value in _MEMBERS.decode(members["prefetch"]).items()}
+        prefetch = {key: _prefetched(value) for key, value in values.items()}
     except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, RecursionError, _NotPlain):
         return None
     checked["prefetch"] = {key: value.data if isinstance(value, RawResource) else
                            None if value is None else {"resourceType": "Bundle"} for key, value in prefetch.items()}
     return SplitBody(checked, prefetch)
+
+
+def _members(raw: bytes) -> tuple[dict[str, msgspec.Raw], dict[str, msgspec.Raw] | None]:
+    """The body's members but the prefetch, in bytes, and the prefetch's values (None: no prefetch member).
+
+    One pass over the body for the members CDS Hooks names; a body with others takes a second pass."""
+    try:
+        top = _TOP.decode(raw)
+    except msgspec.ValidationError:
+        members = _MEMBERS.decode(raw)
+        prefetch = members.pop("prefetch", None)
+        return members, _MEMBERS.decode(prefetch) if prefetch is not None else None
+    members = {name: value for name in _TOP_MEMBERS if (value := getattr(top, name)) is not msgspec.UNSET}
+    return members, top.prefetch if top.prefetch is not msgspec.UNSET else None
 
 
 def _shallow(value: msgspec.Raw, limit: int) -> Any:
