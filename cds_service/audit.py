@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from . import json_codec
 from .crd import COVERAGE_INFO_URL
 from .db import Storage
 from .errors import StorageUnavailable
@@ -38,18 +39,21 @@ def _is_coverage_action(action: Mapping[str, Any]) -> bool:
 
 
 def keep(store: Storage, service_id: str, raw_body: Mapping[str, Any], request: HookRequest,
-         result: HookResult, raw: bytes = b"") -> dict[str, Any]:
-    """Store the call and its answer; the body to send. If it cannot be stored, the coverage-information actions
-    are withdrawn (their assertion ids would point at nothing) and the cards still go out."""
+         result: HookResult, raw: bytes = b"") -> bytes:
+    """Store the call and its answer; the JSON to send, serialised once for both. If it cannot be stored, the
+    coverage-information actions are withdrawn (their assertion ids would point at nothing) and the cards still go
+    out."""
+    answer = json_codec.dumps_bytes(result.body)
     try:
         store.record_hook_call(service=service_id, hook=request.hook, hook_instance=request.hook_instance,
                                patient_id=request.patient_id, request=kept_request(raw_body, raw),
-                               response=result.body, assertions=[a.row() for a in result.assertions])
-        return result.body
+                               response=json_codec.Encoded(answer.decode()),
+                               assertions=[a.row() for a in result.assertions])
+        return answer
     except StorageUnavailable:
         log.error("hook call not stored: database unavailable; coverage information withheld",
                   extra={"hook": request.hook})
         body = dict(result.body)
         if "systemActions" in body:
             body["systemActions"] = [a for a in body["systemActions"] if not _is_coverage_action(a)]
-        return body
+        return json_codec.dumps_bytes(body)

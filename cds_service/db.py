@@ -163,19 +163,21 @@ class Storage:
     # --- audit -------------------------------------------------------------------------------
 
     def record_hook_call(self, *, service: str, hook: str, hook_instance: str, patient_id: str | None,
-                         request: Mapping[str, Any], response: Mapping[str, Any],
+                         request: Mapping[str, Any], response: Mapping[str, Any] | json_codec.Encoded,
                          assertions: Iterable[Mapping[str, Any]]) -> int:
-        """Keep one invocation, its answer and the coverage assertions it issued (all or nothing).
+        """Keep one invocation, its answer (decoded, or as the JSON sent) and the coverage assertions it issued (all
+        or nothing).
 
         On every hook call's path, so on a bare connection (no context managers around it): the first
         statement autobegins the transaction, `commit()` ends it, and `close()` rolls it back if anything failed.
         """
         patient_id = patient_id or None
+        answer = response if response.__class__ is json_codec.Encoded else dict(response)
         try:
             with self.engine.connect() as conn:
                 call_id = conn.execute(_INSERT_HOOK_CALL, {
                     "hook_instance": hook_instance, "service": service, "hook": hook, "patient_id": patient_id,
-                    "request_json": dict(request), "response_json": dict(response)}).inserted_primary_key[0]
+                    "request_json": dict(request), "response_json": answer}).inserted_primary_key[0]
                 rows = [{**a, "hook_call_id": call_id, "patient_id": patient_id} for a in assertions]
                 if rows:
                     conn.execute(_INSERT_ASSERTIONS, rows)

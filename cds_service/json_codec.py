@@ -81,8 +81,20 @@ def dumps_bytes(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
+class Encoded:
+    """JSON already serialised (`text`), for a JSON column to store as it is: an answer is serialised once, for the
+    response and the audit trail alike."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
 def dumps_text(value: Any) -> str:
-    """As `dumps_bytes`, as text: what the database's JSON columns store."""
+    """As `dumps_bytes`, as text: what the database's JSON columns store (an `Encoded` value as it is)."""
+    if value.__class__ is Encoded:
+        return value.text
     return dumps_bytes(value).decode()
 
 
