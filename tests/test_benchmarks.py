@@ -112,3 +112,12 @@ def test_readme_table_is_replaced_under_its_marker(tmp_path):
     other.write_text("no marker here\n")
     assert not update_readme("| new |", other)
     assert other.read_text() == "no marker here\n"
+
+
+def test_compare_reads_each_burst_against_the_first_app_in_the_same_round():
+    from benchmarks.compare import paired_ratios
+
+    # A neighbour slows round 2 for every app alike: the paired ratio still reads 0.5.
+    assert paired_ratios([1.0, 4.0, 1.0], [2.0, 8.0, 2.0]) == 0.5
+    with pytest.raises(ValueError):
+        paired_ratios([1.0], [1.0, 2.0])
