@@ -48,10 +48,8 @@ _ANSWERS = AnswerRow.__table__
 # its cache key, so SQLAlchemy finds its compiled form without walking it again.
 _INSERT_HOOK_CALL = insert(_HOOK_CALLS)
 _INSERT_ASSERTIONS = insert(_ASSERTIONS)
-_SELECT_ANSWERS = (select(_ANSWERS)
-                   .where(_ANSWERS.c.patient_id == bindparam("patient_id"),
-                          _ANSWERS.c.policy.in_(bindparam("policies", expanding=True)))
-                   .order_by(_ANSWERS.c.id))
+# By patient only: a patient has few answers, and an IN list of policies is rendered afresh on every execution.
+_SELECT_ANSWERS = select(_ANSWERS).where(_ANSWERS.c.patient_id == bindparam("patient_id")).order_by(_ANSWERS.c.id)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 4_127_310_581  # any constant: serialises start-up migrations of several workers
@@ -241,11 +239,12 @@ class Storage:
         # A read needs no transaction of its own: the statement autobegins one and `close()` rolls it back.
         try:
             with self.engine.connect() as conn:
-                rows = conn.execute(_SELECT_ANSWERS, {"patient_id": patient_id, "policies": policies}).all()
+                rows = conn.execute(_SELECT_ANSWERS, {"patient_id": patient_id}).all()
         except DBAPIError as exc:
             raise StorageUnavailable(_UNAVAILABLE) from exc
+        wanted = set(policies)
         out: dict[str, Answer] = {}
-        for row in sorted(rows, key=lambda r: (r.authored or r.created_at, r.id)):
+        for row in sorted((r for r in rows if r.policy in wanted), key=lambda r: (r.authored or r.created_at, r.id)):
             out[f"{row.policy}:{row.clause_id}"] = _answer(row)
         return out
 
