@@ -6,9 +6,11 @@ freeing those dicts again cost half as much), so `split_body` reads the body wit
 prefetch is decoded, and each prefetched resource is kept as its bytes with its `resourceType` and `id`. Those
 bytes are also what the fact cache remembers the resource's facts by.
 
-A body of any other shape (a prefetch member that is not an object, a Bundle whose entries are not objects, text
-that is not UTF-8, a lone surrogate) is decoded whole, as before, so the schema check and every error message see
-exactly what they always saw.
+A body of any other shape (a prefetch that is not an object, a value without a `resourceType`, text that is not
+UTF-8, a lone surrogate, a number out of range or nesting past MAX_DEPTH outside the Bundles' entries) is decoded
+whole, as before, so the schema check and every error message see exactly what they always saw. A Bundle's entries
+are read when a policy reads that data set: entries of an odd shape as a decoded Bundle's are read, and entries
+nesting too deep or holding a number out of range make only that data set unreadable (contract section 7).
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ class RawResource:
     @property
     def screening(self) -> Mapping[str, Any]:
         """The elements screening reads (`fhir_facts._is_relevant`), decoded without the rest of the resource: most
-        of a record is screened out, and decoding only its codes costs a fifth of decoding it whole."""
+        of a record is screened out, and decoding only its codes costs a fraction of decoding it whole."""
         if self._data is not None:
             return self._data
         return msgspec.structs.asdict(_SCREEN.decode(self._json))
