@@ -678,18 +678,23 @@ def _collect(reader: _Reader, data_set: DataSet | None, name: str, parse, *,
     return facts
 
 
-def _collect_each(reader: _Reader, data_set: DataSet, name: str, parse, context: bytes | None) -> tuple | None:
+def _resources(data_set: DataSet) -> list[RawResource]:
+    """A data set's resources: prefetch hands them in bytes, a caller may hand decoded ones. UnreadableJSON when a
+    Bundle's entries cannot be read at all."""
     if data_set.__class__ is Resources:
-        try:
-            data_set = data_set.items
-        except UnreadableJSON:
-            reader.unreadable.append(f"{name} could not be read (its entries have a number out of range)")
-            return None
+        return data_set.items
+    return [resource if resource.__class__ is RawResource else RawResource.of(resource) for resource in data_set]
+
+
+def _collect_each(reader: _Reader, data_set: DataSet, name: str, parse, context: bytes | None) -> tuple | None:
+    try:
+        resources = _resources(data_set)
+    except UnreadableJSON:
+        reader.unreadable.append(f"{name} could not be read (its entries have a number out of range)")
+        return None
     out = []
-    for resource in data_set:
+    for resource in resources:
         failures = len(reader.unreadable)
-        if resource.__class__ is not RawResource:
-            resource = RawResource.of(resource)  # prefetch hands resources in bytes; a caller may hand decoded ones
         fact = reader.screened(name, resource, parse, context)
         if len(reader.unreadable) > failures:
             return None
@@ -718,17 +723,14 @@ def medications_in(data: Mapping[str, DataSet | None], cache: FactCache | None =
 
 
 def _medications_of(key: str, data_set: DataSet) -> tuple[tuple[tuple[str, Mapping], ...], tuple[str, ...]]:
-    if data_set.__class__ is Resources:
-        if not data_set.may_hold("Medication"):
-            return (), ()
-        try:
-            data_set = data_set.items
-        except UnreadableJSON:
-            return (), ()  # the data set itself is noted unreadable when it is read
+    if data_set.__class__ is Resources and not data_set.may_hold("Medication"):
+        return (), ()
+    try:
+        resources = _resources(data_set)
+    except UnreadableJSON:
+        return (), ()  # the data set itself is noted unreadable when it is read
     pairs, notes = [], []
-    for resource in data_set:
-        if resource.__class__ is not RawResource:
-            resource = RawResource.of(resource)
+    for resource in resources:
         if resource.resource_type == "Medication" and resource.id is not None:
             try:
                 pairs.append((f"Medication/{resource.id}", resource.data))
@@ -741,13 +743,11 @@ def _resources_of(data_set: DataSet | None, reader: _Reader) -> list[RawResource
     """A small data set's resources (the patient, the user), decoded ones wrapped; [] when it cannot be read."""
     if data_set is None:
         return []
-    if data_set.__class__ is Resources:
-        try:
-            return data_set.items
-        except UnreadableJSON:
-            reader.unreadable.append("a prefetched resource could not be read (a number out of range)")
-            return []
-    return [resource if resource.__class__ is RawResource else RawResource.of(resource) for resource in data_set]
+    try:
+        return _resources(data_set)
+    except UnreadableJSON:
+        reader.unreadable.append("a prefetched resource could not be read (a number out of range)")
+        return []
 
 
 def read_drafts(drafts: Iterable[Mapping], medications: Mapping[str, Mapping],
