@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from . import json_codec
+from .direct_sql import Compiled, driver_cursor
 from .errors import StorageUnavailable
 from .models import (
     AnswerRow,
@@ -43,13 +45,24 @@ _HOOK_CALLS = HookCall.__table__
 _ASSERTIONS = CoverageAssertion.__table__
 _ANSWERS = AnswerRow.__table__
 
-# The statements every hook call runs, built once with bind parameters and given their values at execute time:
-# building and coercing them again on each call cost more than running them. A statement built once also keeps
-# its cache key, so SQLAlchemy finds its compiled form without walking it again.
-_INSERT_HOOK_CALL = insert(_HOOK_CALLS)
+# The statements every hook call runs (see direct_sql), with every column given: a Python-side default is applied
+# by SQLAlchemy's execution context, which these statements skip.
+_INSERT_HOOK_CALL = insert(_HOOK_CALLS).returning(_HOOK_CALLS.c.id)
+_HOOK_CALL_COLUMNS = ("hook_instance", "service", "hook", "patient_id", "request_json", "response_json", "created_at")
 _INSERT_ASSERTIONS = insert(_ASSERTIONS)
+_ASSERTION_COLUMNS = tuple(c.key for c in _ASSERTIONS.c)
 # By patient only: a patient has few answers, and an IN list of policies is rendered afresh on every execution.
 _SELECT_ANSWERS = select(_ANSWERS).where(_ANSWERS.c.patient_id == bindparam("patient_id")).order_by(_ANSWERS.c.id)
+
+
+class _HotStatements:
+    """The per-call statements compiled for one engine's dialect (after its first connection has told the
+    dialect what the server supports, e.g. RETURNING)."""
+
+    def __init__(self, engine: Engine):
+        self.insert_call = Compiled(engine, _INSERT_HOOK_CALL, _HOOK_CALL_COLUMNS)
+        self.insert_assertion = Compiled(engine, _INSERT_ASSERTIONS, _ASSERTION_COLUMNS)
+        self.select_answers = Compiled(engine, _SELECT_ANSWERS)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 4_127_310_581  # any constant: serialises start-up migrations of several workers
@@ -134,6 +147,10 @@ class Storage:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
 
+    @cached_property
+    def _hot(self) -> _HotStatements:
+        return _HotStatements(self.engine)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A committed-or-rolled-back session; database unreachable -> StorageUnavailable."""
@@ -164,21 +181,22 @@ class Storage:
                          request: Mapping[str, Any], response: Mapping[str, Any] | json_codec.Encoded,
                          assertions: Iterable[Mapping[str, Any]]) -> int:
         """Keep one invocation, its answer (decoded, or as the JSON sent) and the coverage assertions it issued (all
-        or nothing).
-
-        On every hook call's path, so on a bare connection (no context managers around it): the first
-        statement autobegins the transaction, `commit()` ends it, and `close()` rolls it back if anything failed.
-        """
+        or nothing), on the driver's cursor (direct_sql): the transaction begins with the first statement and is
+        rolled back, when it was not committed, as the connection goes back to the pool."""
         patient_id = patient_id or None
         answer = response if response.__class__ is json_codec.Encoded else dict(response)
+        now = utcnow()
         try:
-            with self.engine.connect() as conn:
-                call_id = conn.execute(_INSERT_HOOK_CALL, {
+            with driver_cursor(self.engine) as (conn, cursor):
+                hot = self._hot
+                cursor.execute(hot.insert_call.sql, hot.insert_call.params({
                     "hook_instance": hook_instance, "service": service, "hook": hook, "patient_id": patient_id,
-                    "request_json": dict(request), "response_json": answer}).inserted_primary_key[0]
-                rows = [{**a, "hook_call_id": call_id, "patient_id": patient_id} for a in assertions]
+                    "request_json": dict(request), "response_json": answer, "created_at": now}))
+                call_id = cursor.fetchone()[0]
+                rows = [hot.insert_assertion.params({**a, "hook_call_id": call_id, "patient_id": patient_id,
+                                                     "created_at": now}) for a in assertions]
                 if rows:
-                    conn.execute(_INSERT_ASSERTIONS, rows)
+                    cursor.executemany(hot.insert_assertion.sql, rows)
                 conn.commit()
         except IntegrityError:
             raise
@@ -236,10 +254,12 @@ class Storage:
         policies = list(policies)
         if not patient_id or not policies:
             return {}
-        # A read needs no transaction of its own: the statement autobegins one and `close()` rolls it back.
+        # On the driver's cursor (direct_sql); a read needs no transaction of its own.
         try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(_SELECT_ANSWERS, {"patient_id": patient_id}).all()
+            with driver_cursor(self.engine) as (_, cursor):
+                select_answers = self._hot.select_answers
+                cursor.execute(select_answers.sql, select_answers.params({"patient_id": patient_id}))
+                rows = select_answers.rows(cursor.fetchall())
         except DBAPIError as exc:
             raise StorageUnavailable(_UNAVAILABLE) from exc
         wanted = set(policies)
