@@ -48,7 +48,7 @@ _ANSWERS = AnswerRow.__table__
 # The statements every hook call runs (see direct_sql), with every column given: a Python-side default is applied
 # by SQLAlchemy's execution context, which these statements skip.
 _INSERT_HOOK_CALL = insert(_HOOK_CALLS).returning(_HOOK_CALLS.c.id)
-_HOOK_CALL_COLUMNS = ("hook_instance", "service", "hook", "patient_id", "request_json", "response_json", "created_at")
+_HOOK_CALL_COLUMNS = tuple(c.key for c in _HOOK_CALLS.c if c.key != "id")  # the id is the database's to give
 _INSERT_ASSERTIONS = insert(_ASSERTIONS)
 _ASSERTION_COLUMNS = tuple(c.key for c in _ASSERTIONS.c)
 # By patient only: a patient has few answers, and an IN list of policies is rendered afresh on every execution.
