@@ -11,6 +11,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import db
+from .audit_journal import AuditJournal, journal_directory
 from .auth import FunctionJtiStore, JtiStore, init_auth
 from .config import load_config
 from .errors import PayloadTooLarge, ServiceError, StorageUnavailable
@@ -47,6 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore |
     app.json.sort_keys = False
     library = load_policies(settings["CDS_CARDS_DIR"])
     store = db.init_app(app)
+    journal = _journal(store, app.config["CDS_DATABASE_URL"], settings["CDS_AUDIT_JOURNAL_DIR"])
     app.extensions["cds_service"] = ServiceState(
         library=library,
         fhir_timeout_s=float(settings["CDS_FHIR_TIMEOUT_S"]),
@@ -55,6 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore |
         answers=_answers_lookup(store),
         facts=FactCache(settings["CDS_FACT_CACHE_SIZE"], int(settings["CDS_FACT_CACHE_MB"] * 1024 * 1024))
         if settings["CDS_FACT_CACHE_SIZE"] > 0 else None,
+        journal=journal,
     )
     CORS(app, origins=settings["CDS_CORS_ORIGINS"], allow_headers=["Authorization", "Content-Type"],
          methods=["GET", "POST", "OPTIONS"])
@@ -77,6 +80,16 @@ def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore |
         return jsonify({"status": "ready", "policies": sorted(library.policies), "database": "reachable"})
 
     return app
+
+
+def _journal(store: db.Storage, database_url: str, configured: str | None) -> AuditJournal | None:
+    """The write-behind journal of hook calls, when there is to be one; reads of the audit settle it first."""
+    directory = journal_directory(database_url, configured)
+    if directory is None:
+        return None
+    journal = AuditJournal(directory, store)
+    store.settle_audit = journal.settle
+    return journal
 
 
 def _answers_lookup(store: db.Storage):

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import json_codec
+from .audit_journal import AuditJournal
 from .crd import COVERAGE_INFO_URL
-from .db import Storage
+from .db import KeptCall, Storage
 from .errors import StorageUnavailable
 from .hook_request import HookRequest
+from .models import utcnow
 from .service import HookResult
 
 log = logging.getLogger(__name__)
@@ -38,17 +40,25 @@ def _is_coverage_action(action: Mapping[str, Any]) -> bool:
                for e in (action.get("resource") or {}).get("extension") or ())
 
 
-def keep(store: Storage, service_id: str, raw_body: Mapping[str, Any], request: HookRequest,
-         result: HookResult, raw: bytes = b"") -> bytes:
-    """Store the call and its answer; the JSON to send, serialised once for both. If it cannot be stored, the
-    coverage-information actions are withdrawn (their assertion ids would point at nothing) and the cards still go
-    out."""
+def keep(store: Storage, journal: AuditJournal | None, service_id: str, raw_body: Mapping[str, Any],
+         request: HookRequest, result: HookResult, raw: bytes = b"") -> bytes:
+    """Keep the call and its answer; the JSON to send, serialised once for both. Kept in the journal when there is
+    one (written to the tables off the answer's path), else in the tables now. If it cannot be kept, the
+    coverage-information actions are withdrawn (their assertion ids would point at nothing) and the cards still
+    go out."""
     answer = json_codec.dumps_bytes(result.body)
+    call = KeptCall(service_id, request.hook, request.hook_instance, request.patient_id or None,
+                    kept_request(raw_body, raw), json_codec.Encoded(answer.decode()),
+                    [a.row() for a in result.assertions], utcnow())
+    if journal is not None:
+        try:
+            journal.append(call, answer)
+            return answer
+        except OSError as exc:
+            log.error("audit journal unavailable; writing the call to the database directly",
+                      extra={"event": "audit.journal_unavailable", "error": type(exc).__name__})
     try:
-        store.record_hook_call(service=service_id, hook=request.hook, hook_instance=request.hook_instance,
-                               patient_id=request.patient_id, request=kept_request(raw_body, raw),
-                               response=json_codec.Encoded(answer.decode()),
-                               assertions=[a.row() for a in result.assertions])
+        store.record_call(call)
         return answer
     except StorageUnavailable:
         log.error("hook call not stored: database unavailable; coverage information withheld",

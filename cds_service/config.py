@@ -33,6 +33,9 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         # Resources read per worker whose facts are remembered by their exact bytes (0: none; see fact_cache).
         "CDS_FACT_CACHE_SIZE": int(_float(env.get("CDS_FACT_CACHE_SIZE"), 50_000)),
         "CDS_FACT_CACHE_MB": _float(env.get("CDS_FACT_CACHE_MB"), 64.0),  # and at most this much of their bytes
+        # Where hook calls are journaled before the database takes them (audit_journal): "off", or a directory;
+        # unset, beside a SQLite file, and nowhere for other databases.
+        "CDS_AUDIT_JOURNAL_DIR": env.get("CDS_AUDIT_JOURNAL_DIR") or None,
         # Migrate the schema when the app starts (off when operators run `cds-service migrate` themselves).
         "CDS_MIGRATE_ON_START": env.get("CDS_MIGRATE_ON_START", "1").lower() not in ("0", "false", "no"),
     }

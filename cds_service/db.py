@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
@@ -21,8 +22,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, insert, select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from . import json_codec
@@ -30,6 +32,7 @@ from .direct_sql import Compiled, driver_cursor
 from .errors import StorageUnavailable
 from .models import (
     AnswerRow,
+    AuditJournalRow,
     CoverageAssertion,
     Feedback,
     HookCall,
@@ -44,6 +47,7 @@ _UNAVAILABLE = "The database is unavailable; nothing was stored. Retry later."
 _HOOK_CALLS = HookCall.__table__
 _ASSERTIONS = CoverageAssertion.__table__
 _ANSWERS = AnswerRow.__table__
+_JOURNALS = AuditJournalRow.__table__
 
 # The statements every hook call runs (see direct_sql), with every column given: a Python-side default is applied
 # by SQLAlchemy's execution context, which these statements skip.
@@ -53,6 +57,29 @@ _INSERT_ASSERTIONS = insert(_ASSERTIONS)
 _ASSERTION_COLUMNS = tuple(c.key for c in _ASSERTIONS.c)
 # By patient only: a patient has few answers, and an IN list of policies is rendered afresh on every execution.
 _SELECT_ANSWERS = select(_ANSWERS).where(_ANSWERS.c.patient_id == bindparam("patient_id")).order_by(_ANSWERS.c.id)
+# A journal's progress row, locked until the transaction ends (PostgreSQL; SQLite's BEGIN IMMEDIATE locks the file).
+_LOCK_JOURNAL = (select(_JOURNALS.c.position, _JOURNALS.c.done).where(_JOURNALS.c.name == bindparam("name"))
+                 .with_for_update())
+_MOVE_JOURNAL = (update(_JOURNALS).where(_JOURNALS.c.name == bindparam("journal"))
+                 .values(position=bindparam("new_position"), done=bindparam("new_done"), updated_at=bindparam("now")))
+
+
+@dataclass(frozen=True)
+class KeptCall:
+    """One hook call as the audit keeps it: the request (without its record), the answer sent, the coverage
+    assertions issued (`Assertion.row()`s) and when it was answered."""
+
+    service: str
+    hook: str
+    hook_instance: str
+    patient_id: str | None
+    request: Mapping[str, Any]
+    response: Mapping[str, Any] | json_codec.Encoded
+    assertions: Sequence[Mapping[str, Any]]
+    created_at: datetime
+
+
+JournalReader = Callable[[int], tuple[list[KeptCall], int]]  # position -> (calls read, position after them)
 
 
 class _HotStatements:
@@ -63,6 +90,11 @@ class _HotStatements:
         self.insert_call = Compiled(engine, _INSERT_HOOK_CALL, _HOOK_CALL_COLUMNS)
         self.insert_assertion = Compiled(engine, _INSERT_ASSERTIONS, _ASSERTION_COLUMNS)
         self.select_answers = Compiled(engine, _SELECT_ANSWERS)
+        dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self.claim_journal = Compiled(engine, dialect_insert(_JOURNALS).on_conflict_do_nothing(index_elements=["name"]),
+                                      ("name", "position", "done", "updated_at"))
+        self.lock_journal = Compiled(engine, _LOCK_JOURNAL)
+        self.move_journal = Compiled(engine, _MOVE_JOURNAL)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 4_127_310_581  # any constant: serialises start-up migrations of several workers
@@ -99,6 +131,10 @@ def make_engine(url: str) -> Engine:
             # drop the last commits. PostgreSQL is the store for deployments that need more.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Copy the log into the file every 10,000 pages (40 MB), not 1,000: hook calls are written in batches
+            # off the answer's path (audit_journal), where a longer checkpoint delays no one, and pages written
+            # again and again (indexes, the table's last page) are copied once. Half the CPU per row, in process.
+            cursor.execute("PRAGMA wal_autocheckpoint=10000")
             cursor.close()
         return engine
     connect_args = {"connect_timeout": 3} if url.startswith("postgresql") else {}
@@ -146,6 +182,9 @@ class Storage:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        # Called before the audit tables are read: with a write-behind journal (audit_journal), writes every hook
+        # call already answered, so a read sees each of them.
+        self.settle_audit: Callable[[], None] = _nothing
 
     @cached_property
     def _hot(self) -> _HotStatements:
@@ -181,22 +220,16 @@ class Storage:
                          request: Mapping[str, Any], response: Mapping[str, Any] | json_codec.Encoded,
                          assertions: Iterable[Mapping[str, Any]]) -> int:
         """Keep one invocation, its answer (decoded, or as the JSON sent) and the coverage assertions it issued (all
-        or nothing), on the driver's cursor (direct_sql): the transaction begins with the first statement and is
-        rolled back, when it was not committed, as the connection goes back to the pool."""
-        patient_id = patient_id or None
-        answer = response if response.__class__ is json_codec.Encoded else dict(response)
-        now = utcnow()
+        or nothing), now. Returns the call's row id."""
+        return self.record_call(KeptCall(service, hook, hook_instance, patient_id or None, request, response,
+                                         tuple(assertions), utcnow()))
+
+    def record_call(self, call: KeptCall) -> int:
+        """`record_hook_call` of a KeptCall, on the driver's cursor (direct_sql): the transaction begins with the
+        first statement and is rolled back, when it was not committed, as the connection goes back to the pool."""
         try:
             with driver_cursor(self.engine) as (conn, cursor):
-                hot = self._hot
-                cursor.execute(hot.insert_call.sql, hot.insert_call.params({
-                    "hook_instance": hook_instance, "service": service, "hook": hook, "patient_id": patient_id,
-                    "request_json": dict(request), "response_json": answer, "created_at": now}))
-                call_id = cursor.fetchone()[0]
-                rows = [hot.insert_assertion.params({**a, "hook_call_id": call_id, "patient_id": patient_id,
-                                                     "created_at": now}) for a in assertions]
-                if rows:
-                    cursor.executemany(hot.insert_assertion.sql, rows)
+                [call_id] = self._insert_calls(cursor, [call])
                 conn.commit()
         except IntegrityError:
             raise
@@ -204,20 +237,82 @@ class Storage:
             raise StorageUnavailable(_UNAVAILABLE) from exc
         return call_id
 
+    def write_journal(self, name: str, read: JournalReader, *, finish: bool = False) -> tuple[int, bool]:
+        """Write the next part of an audit journal, exactly once: in one transaction, lock the journal's progress
+        row, `read(position)` the calls that follow, insert them and move the position past them. `finish` marks
+        the journal done (its owner appends no more and `read` reached its end). Returns the position and whether
+        the journal was done before this call. IntegrityError / DataError: a line the tables refuse; whatever
+        `read` raises passes through (the transaction rolled back)."""
+        try:
+            with driver_cursor(self.engine) as (conn, cursor):
+                hot = self._hot
+                if self.engine.dialect.name == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")  # two drainers of one journal: the second waits here
+                now = utcnow()
+                cursor.execute(hot.claim_journal.sql, hot.claim_journal.params(
+                    {"name": name, "position": 0, "done": False, "updated_at": now}))
+                cursor.execute(hot.lock_journal.sql, hot.lock_journal.params({"name": name}))
+                position, done = cursor.fetchone()
+                if done:
+                    return position, True
+                calls, after = read(position)
+                if calls:
+                    self._insert_calls(cursor, calls)
+                if after != position or finish:
+                    cursor.execute(hot.move_journal.sql, hot.move_journal.params(
+                        {"journal": name, "new_position": after, "new_done": finish, "now": now}))
+                conn.commit()
+                return after, False
+        except (IntegrityError, DataError):
+            raise
+        except DBAPIError as exc:
+            raise StorageUnavailable(_UNAVAILABLE) from exc
+
+    def forget_journal(self, name: str) -> None:
+        """Drop a finished journal's progress row (its file is deleted first)."""
+        with self.session() as s:
+            s.execute(delete(AuditJournalRow).where(AuditJournalRow.name == name))
+
+    def _insert_calls(self, cursor: Any, calls: Sequence[KeptCall]) -> list[int]:
+        """Insert hook calls and their assertions on a driver cursor (direct_sql), inside the caller's transaction."""
+        hot = self._hot
+        ids: list[int] = []
+        rows = []
+        for call in calls:
+            answer = call.response if call.response.__class__ is json_codec.Encoded else dict(call.response)
+            cursor.execute(hot.insert_call.sql, hot.insert_call.params({
+                "hook_instance": call.hook_instance, "service": call.service, "hook": call.hook,
+                "patient_id": call.patient_id, "request_json": dict(call.request), "response_json": answer,
+                "created_at": call.created_at}))
+            call_id = cursor.fetchone()[0]
+            ids.append(call_id)
+            rows += [hot.insert_assertion.params({**a, "hook_call_id": call_id, "patient_id": call.patient_id,
+                                                 "created_at": call.created_at}) for a in call.assertions]
+        if rows:
+            cursor.executemany(hot.insert_assertion.sql, rows)
+        return ids
+
     def hook_calls(self, hook_instance: str) -> list[HookCall]:
+        """The calls of one hookInstance, in the order they were answered."""
+        self.settle_audit()
         with self.session() as s:
             return list(s.scalars(select(HookCall).where(HookCall.hook_instance == hook_instance)
-                                  .options(selectinload(HookCall.assertions)).order_by(HookCall.id)))
+                                  .options(selectinload(HookCall.assertions))
+                                  .order_by(HookCall.created_at, HookCall.id)))
 
     def assertion(self, assertion_id: str) -> CoverageAssertion | None:
+        self.settle_audit()
         with self.session() as s:
             return s.get(CoverageAssertion, assertion_id)
 
     def latest_trace(self, patient_id: str, policy: str, order_ref: str | None = None,
                      assertion_id: str | None = None) -> dict[str, Any] | None:
-        """The newest evaluation trace kept for this patient and policy (and order, or assertion), if any."""
+        """The newest evaluation trace kept for this patient and policy (and order, or assertion), if any. Newest by
+        the time it was answered: journals of several workers reach the table in no particular order."""
+        self.settle_audit()
         with self.session() as s:
-            query = select(HookCall).where(HookCall.patient_id == patient_id).order_by(HookCall.id.desc())
+            query = (select(HookCall).where(HookCall.patient_id == patient_id)
+                     .order_by(HookCall.created_at.desc(), HookCall.id.desc()))
             if assertion_id:
                 found = s.get(CoverageAssertion, assertion_id)
                 if found is None:
@@ -299,6 +394,10 @@ class Storage:
             return True
         except IntegrityError:
             return False
+
+
+def _nothing() -> None:
+    return None
 
 
 def _answer(row: Any) -> Answer:

@@ -94,5 +94,6 @@ def call_service(service_id: str):
     result = answer_hook(hook_request, state.library, today=today, timeout_s=state.fhir_timeout_s,
                          base_url=state.base_url(), answers=state.answers, facts=state.facts)
     note_hook(hook_request.hook, hook_request.hook_instance, [e.decision.value for e in result.evaluations])
-    answer = keep(storage(), service_id, body.checked, hook_request, result, request.get_data(cache=True))
+    answer = keep(storage(), state.journal, service_id, body.checked, hook_request, result,
+                  request.get_data(cache=True))
     return current_app.response_class(answer, mimetype="application/json")

@@ -1,4 +1,5 @@
-"""The tables: what the payer side must remember (audit, assertions, documentation answers, feedback, JWT ids).
+"""The tables: what the payer side must remember (audit, assertions, documentation answers, feedback, JWT ids,
+and how far each audit journal has been written).
 
 Times are naive UTC everywhere (SQLite keeps no zone; one convention on both databases keeps comparisons right).
 Patient identifiers live here, never in logs.
@@ -8,7 +9,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -119,3 +132,16 @@ class SeenJti(Base):
     issuer: Mapped[str] = mapped_column(String(512))
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditJournalRow(Base):
+    """How far one audit journal file (audit_journal) has been written to the tables: the byte offset of the first
+    line not yet written, and whether the file is finished (every line written; it may be deleted). The offset moves
+    in the same transaction as the rows it covers, so a line is written exactly once whoever drains the file."""
+
+    __tablename__ = "audit_journals"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    done: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

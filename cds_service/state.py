@@ -7,6 +7,7 @@ from datetime import date
 
 from flask import current_app, request
 
+from .audit_journal import AuditJournal
 from .fact_cache import FactCache
 from .policies import PolicyLibrary
 from .record import Answer
@@ -20,6 +21,7 @@ class ServiceState:
     today: date | None = None
     answers: Callable[[str, list[str]], dict[str, Answer]] | None = None
     facts: FactCache | None = None  # None: every resource is read afresh (CDS_FACT_CACHE_SIZE=0)
+    journal: AuditJournal | None = None  # None: hook calls are written to the database as they are answered
 
     def base_url(self) -> str:
         """The URL callers use: configured (behind a load balancer the Host is not trusted), else the request's."""

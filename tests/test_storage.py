@@ -14,7 +14,7 @@ from fixtures.generate.mitoxantrone import ms_request
 from tests.conftest import make_app
 
 TABLES = {"hook_calls", "coverage_assertions", "questionnaire_responses", "questionnaire_answers", "feedback",
-          "seen_jti", "alembic_version"}
+          "seen_jti", "audit_journals", "alembic_version"}
 CANONICAL = "http://localhost/fhir/Questionnaire/mitoxantrone"
 
 
