@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
 ROTATE_BYTES = 16 * 1024 * 1024  # a file past this is finished and a new one started
-GATHER_S = 0.05  # after an append the thread waits this long, so that one transaction writes a batch
+GATHER_S = 0.5  # after an append the thread waits this long, so that one transaction writes a batch
+BATCH_LINES = 16  # once this many lines wait, the worker writes them after its next answer has gone out
 IDLE_S = 5.0  # a worker with no call for this long finishes its file and stops its thread
 BATCH_BYTES = 4 * 1024 * 1024  # at most this much of a file per transaction
 ADOPT_EVERY_S = 30.0  # how often a working thread looks for the files of workers that died
@@ -120,7 +121,8 @@ class AuditJournal:
         self.directory = directory
         self.store = store
         self._lock = threading.Lock()  # appends, and which file is appended to
-        self._drain_lock = threading.Lock()  # finishing own files (the thread, an idle stop, exit)
+        self._drain_lock = threading.RLock()  # writing own files (after an answer, the thread, an idle stop, exit)
+        self._waiting = 0  # lines appended since the own files were last written
         self._pid: int | None = None  # the process the own files belong to
         self._stem = ""
         self._number = 0
@@ -145,10 +147,24 @@ class AuditJournal:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 self._file = self._new_file()
             self._file.append(line)
+            self._waiting += 1
             if not self._thread_running:
                 self._thread_running = True
                 threading.Thread(target=self._run, name="audit-journal", daemon=True).start()
         self._wake.set()
+
+    def after_answer(self) -> None:
+        """Called once an answer has gone out: with a batch gathered, the worker writes it now, between calls, so
+        that no thread competes with the next answer. Never raises: the thread retries what fails here."""
+        if self._waiting < BATCH_LINES or not self._drain_lock.acquire(blocking=False):
+            return
+        try:
+            self._drain_own()
+        except Exception as exc:
+            log.warning("audit journal not written yet; the thread retries",
+                        extra={"event": "audit.journal_retry", "error": type(exc).__name__})
+        finally:
+            self._drain_lock.release()
 
     def _new_file(self) -> _OwnFile:
         self._number += 1
@@ -223,14 +239,16 @@ class AuditJournal:
             self._file = None
 
     def _drain_own(self) -> None:
-        with self._lock:
-            current = self._file
-            if current is not None and current.size >= ROTATE_BYTES:
-                self._retire_current()
-                current = None
-        if current is not None:
-            self._write(current.path, finish=False)
-        self._finish_retired()
+        with self._drain_lock:
+            with self._lock:
+                current = self._file
+                if current is not None and current.size >= ROTATE_BYTES:
+                    self._retire_current()
+                    current = None
+                self._waiting = 0
+            if current is not None:
+                self._write(current.path, finish=False)
+            self._finish_retired()
 
     def _finish_retired(self) -> None:
         """Write the own files nothing is appended to any more to their end; delete and unlock them."""

@@ -96,4 +96,7 @@ def call_service(service_id: str):
     note_hook(hook_request.hook, hook_request.hook_instance, [e.decision.value for e in result.evaluations])
     answer = keep(storage(), state.journal, service_id, body.checked, hook_request, result,
                   request.get_data(cache=True))
-    return current_app.response_class(answer, mimetype="application/json")
+    response = current_app.response_class(answer, mimetype="application/json")
+    if state.journal is not None:
+        response.call_on_close(state.journal.after_answer)
+    return response

@@ -127,6 +127,22 @@ def test_the_owners_thread_writes_in_batches_and_finishes_an_idle_file(journaled
     assert path.name.endswith("-0002.jsonl"), "the next call starts a new file"
 
 
+def test_a_gathered_batch_is_written_by_the_worker_once_its_answer_has_gone_out(sqlite_url, quiet_thread,
+                                                                              monkeypatch):
+    monkeypatch.setattr(audit_journal, "BATCH_LINES", 3)
+    app = make_app(sqlite_url)
+    client = app.test_client()
+    with app.app_context():
+        st = storage()
+        for n in range(1, 4):
+            response = client.post(HOOK, json=ms_request(instance=f"7f3a1c2e-0000-4000-8000-00000000010{n}"))
+            assert response.status_code == 200
+            response.close()  # what the WSGI server does once the answer is sent
+            with st.engine.connect() as conn:  # no settle: what the worker wrote after answering
+                written = conn.scalar(select(func.count()).select_from(HookCall))
+            assert written == (3 if n == 3 else 0), f"after answer {n}"
+
+
 def test_files_past_the_rotation_size_are_finished_and_deleted(journaled, monkeypatch):
     store, journal = journaled
     monkeypatch.setattr(audit_journal, "ROTATE_BYTES", 1)
