@@ -89,6 +89,11 @@ def _journal(store: db.Storage, database_url: str, configured: str | None) -> Au
         return None
     journal = AuditJournal(directory, store)
     store.settle_audit = journal.settle
+    try:
+        journal.adopt_orphans()  # calls a worker that died had answered, written before this one answers any
+    except StorageUnavailable:
+        log.warning("audit journals of stopped workers not written yet: database unavailable",
+                    extra={"event": "audit.journal_deferred"})
     return journal
 
 

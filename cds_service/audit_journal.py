@@ -14,7 +14,7 @@ while it is its owner. A line is written to the tables exactly once, whoever wri
   for IDLE_S, is finished (written to its end, deleted) and the next append starts a new one.
 - Every read of the audit tables first writes every journal in the directory to its end (`settle`), so a
   coverage-assertion-id is found the moment after its answer went out, whichever worker gave it.
-- The files of a worker that died (their flock is free) are finished by the next worker that looks.
+- The files of a worker that died (their flock is free) are finished by the next worker that starts or looks.
 - A line the tables refuse (a value too long for its column) goes to `<file>.rejected` and is logged by file and
   offset, never dropped; while the database is down, lines wait in the file and the thread retries.
 This is the default only where the database is on the same disk (a SQLite file). A PostgreSQL deployment opts in
@@ -95,7 +95,11 @@ class _OwnFile:
     def __init__(self, path: Path):
         self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a worker adopting orphans took the new, empty file first: it finishes it
+            os.close(self.fd)
+            raise
         self.size = 0
 
     def append(self, line: bytes) -> None:
@@ -205,7 +209,7 @@ class AuditJournal:
             try:
                 self._drain_own()
                 if time.monotonic() - adopted_at >= ADOPT_EVERY_S:
-                    self._adopt_orphans()
+                    self.adopt_orphans()
                     adopted_at = time.monotonic()
                 if failures:
                     log.info("audit journal written again", extra={"event": "audit.journal_resumed"})
@@ -260,8 +264,9 @@ class AuditJournal:
                 retired.close()
                 self._retired.pop(0)
 
-    def _adopt_orphans(self) -> None:
-        """Finish the files of workers that died: their flock is free (a live owner's, own files included, is not)."""
+    def adopt_orphans(self) -> None:
+        """Finish the files of workers that died: their flock is free (a live owner's, own files included, is not).
+        At start-up and every ADOPT_EVERY_S while calls come. StorageUnavailable when the database is down."""
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             try:
                 fd = os.open(path, os.O_RDONLY)

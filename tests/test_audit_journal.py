@@ -3,6 +3,7 @@ owner's thread, by any reader, or by whoever finds a dead worker's file; refused
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from cds_service import audit_journal
@@ -231,11 +233,11 @@ def test_a_dead_workers_file_is_finished_by_the_next_worker(sqlite_url, tmp_path
     subprocess.run([sys.executable, str(script), sqlite_url, str(directory)], cwd=ROOT, check=True, timeout=120,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     [orphan] = _journal_files(directory)
-    app = make_app(sqlite_url)
+    with make_app(sqlite_url, CDS_AUDIT_JOURNAL_DIR="off").app_context():
+        assert _count(storage(), HookCall) == 0, "nothing written by the worker that died"
+    app = make_app(sqlite_url)  # the next worker to start
     with app.app_context():
-        st, journal = storage(), service_state().journal
-        assert _count(st, HookCall) == 0
-        journal._adopt_orphans()
+        st = storage()
         assert _count(st, HookCall) == 1, "the answered call is written; the torn line was never answered"
         assert _count(st, CoverageAssertion) == 1
         assert not orphan.exists() and _count(st, AuditJournalRow) == 0
@@ -245,7 +247,7 @@ def test_a_live_workers_file_is_not_adopted(journaled):
     store, journal = journaled
     journal.append(*_call(1))
     other = AuditJournal(journal.directory, store)
-    other._adopt_orphans()
+    other.adopt_orphans()
     assert len(_journal_files(journal.directory)) == 1, "its owner still holds it"
 
 
@@ -275,3 +277,37 @@ def test_postgres_outage_journaled_calls_keep_their_coverage_and_reach_the_table
     with app.app_context():
         [call] = storage().hook_calls(request["hookInstance"])
         assert call.response_json == hook.get_json()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gunicorn_workers_write_their_journals_as_they_stop(sqlite_url, tmp_path):
+    """Answers under the real server, then a graceful stop (as a deploy or a max-requests restart does)."""
+    port = _free_port()
+    env = {**os.environ, "CDS_DATABASE_URL": sqlite_url, "CDS_TODAY": "2026-11-26", "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:cds_service.gunicorn_conf", "-w", "2",
+                               "-b", f"127.0.0.1:{port}", "cds_service:create_app()"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"{base}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                threading.Event().wait(0.1)
+        for n in range(4):
+            body = ms_request(instance=f"7f3a1c2e-0000-4000-8000-00000000030{n}")
+            assert requests.post(f"{base}{HOOK}", json=body, timeout=30).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:  # no settle: only what the workers wrote
+        assert conn.scalar(select(func.count()).select_from(HookCall)) == 4
+    engine.dispose()
+    assert _journal_files(journal_directory(sqlite_url, None)) == []
