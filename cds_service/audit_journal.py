@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
 ROTATE_BYTES = 16 * 1024 * 1024  # a file past this is finished and a new one started
-GATHER_S = 0.5  # after an append the thread waits this long, so that one transaction writes a batch
+GATHER_S = 0.5  # the thread writes lines that have waited this long (a quiet worker's) in one transaction
 BATCH_LINES = 16  # once this many lines wait, the worker writes them after its next answer has gone out
 IDLE_S = 5.0  # a worker with no call for this long finishes its file and stops its thread
 BATCH_BYTES = 4 * 1024 * 1024  # at most this much of a file per transaction
@@ -127,6 +127,7 @@ class AuditJournal:
         self._lock = threading.Lock()  # appends, and which file is appended to
         self._drain_lock = threading.RLock()  # writing own files (after an answer, the thread, an idle stop, exit)
         self._waiting = 0  # lines appended since the own files were last written
+        self._drained_at = 0.0  # when they were (time.monotonic)
         self._pid: int | None = None  # the process the own files belong to
         self._stem = ""
         self._number = 0
@@ -205,6 +206,8 @@ class AuditJournal:
             if not self._wake.wait(timeout=IDLE_S) and self._stop_if_idle():
                 return
             time.sleep(GATHER_S)
+            if time.monotonic() - self._drained_at < GATHER_S:
+                continue  # the worker writes batches after its answers: leave it to them, look again later
             self._wake.clear()
             try:
                 self._drain_own()
@@ -250,6 +253,7 @@ class AuditJournal:
                     self._retire_current()
                     current = None
                 self._waiting = 0
+                self._drained_at = time.monotonic()
             if current is not None:
                 self._write(current.path, finish=False)
             self._finish_retired()

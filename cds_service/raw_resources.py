@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import msgspec
@@ -198,18 +199,60 @@ def split_body(raw: bytes) -> SplitBody | None:
     return SplitBody(checked, prefetch)
 
 
-def _members(raw: bytes) -> tuple[dict[str, msgspec.Raw], dict[str, msgspec.Raw] | None]:
+def _members(raw: bytes) -> tuple[dict[str, msgspec.Raw], dict[str, msgspec.Raw | _Bundle | None] | None]:
     """The body's members but the prefetch, in bytes, and the prefetch's values (None: no prefetch member).
 
-    One pass over the body for the members CDS Hooks names; a body with others takes a second pass."""
+    One pass over the body when its members and prefetch keys are the ones CDS Hooks and discovery name and each
+    search key holds a Bundle (or null): its Bundles are read in that pass. Otherwise the prefetch values are
+    kept in bytes (a second pass reads each), and a body with other members takes one more pass."""
+    try:
+        fast = _fast_top().decode(raw)
+    except msgspec.ValidationError:
+        fast = None
+    if fast is not None:
+        values = None if fast.prefetch is msgspec.UNSET else _plain_values(fast.prefetch)
+        if values is not None or fast.prefetch is msgspec.UNSET:
+            return _named_members(fast), values
     try:
         top = _TOP.decode(raw)
     except msgspec.ValidationError:
         members = _MEMBERS.decode(raw)
         prefetch = members.pop("prefetch", None)
         return members, _MEMBERS.decode(prefetch) if prefetch is not None else None
-    members = {name: value for name in _TOP_MEMBERS if (value := getattr(top, name)) is not msgspec.UNSET}
-    return members, top.prefetch if top.prefetch is not msgspec.UNSET else None
+    return _named_members(top), top.prefetch if top.prefetch is not msgspec.UNSET else None
+
+
+def _named_members(top: Any) -> dict[str, msgspec.Raw]:
+    return {name: value for name in _TOP_MEMBERS if (value := getattr(top, name)) is not msgspec.UNSET}
+
+
+def _plain_values(prefetch: Any) -> dict[str, msgspec.Raw | _Bundle | None] | None:
+    """The values of a prefetch read in the one pass; None when a search key holds something else than a Bundle
+    (an OperationOutcome, a lone resource): read in bytes instead, as any other value."""
+    values = {}
+    for key in prefetch.__struct_fields__:
+        value = getattr(prefetch, key)
+        if value is msgspec.UNSET:
+            continue
+        if value.__class__ is _Bundle and value.resourceType != "Bundle":
+            return None
+        values[key] = value
+    return values
+
+
+@cache
+def _fast_top() -> msgspec.json.Decoder:
+    """A decoder for a body whose prefetch keys are the discovery document's, each search key's value read as a
+    Bundle (its entries still in bytes) and each other key's kept in bytes."""
+    from .prefetch import PREFETCH_TEMPLATES  # prefetch imports this module: read at first use
+
+    fields = [(key, (_Bundle | None | msgspec.UnsetType) if "?" in template else (msgspec.Raw | msgspec.UnsetType),
+               msgspec.UNSET) for key, template in PREFETCH_TEMPLATES.items()]
+    prefetch = msgspec.defstruct("_Prefetch", fields, forbid_unknown_fields=True)
+    top = msgspec.defstruct("_FastTop", [(name, msgspec.Raw | msgspec.UnsetType, msgspec.UNSET)
+                                          for name in _TOP_MEMBERS] +
+                            [("prefetch", prefetch | msgspec.UnsetType, msgspec.UNSET)], forbid_unknown_fields=True)
+    return msgspec.json.Decoder(top)
 
 
 def _shallow(value: msgspec.Raw, limit: int) -> Any:
@@ -227,8 +270,12 @@ def _starts(value: msgspec.Raw, prefix: bytes) -> bool:
     return memoryview(value)[:len(prefix)] == prefix
 
 
-def _prefetched(value: msgspec.Raw) -> Prefetched:
+def _prefetched(value: msgspec.Raw | _Bundle | None) -> Prefetched:
     """One prefetch value: null, a Bundle (entries kept in bytes) or a single resource (decoded: it is small)."""
+    if value is None:
+        return None
+    if value.__class__ is _Bundle:
+        return _bundle(value)
     if len(value) == 4 and _starts(value, b"null"):
         return None
     try:
@@ -237,6 +284,10 @@ def _prefetched(value: msgspec.Raw) -> Prefetched:
         return _decoded_value(_shallow(value, MAX_DEPTH - 2))
     if bundle.resourceType != "Bundle":
         return _decoded_value(_shallow(value, MAX_DEPTH - 2))
+    return _bundle(bundle)
+
+
+def _bundle(bundle: _Bundle) -> PrefetchBundle:
     # The entries are checked for depth when they are read (`_entries`); a copy, so the fact cache never keeps
     # the whole body alive.
     return PrefetchBundle(Resources(entries_json=bytes(bundle.entry)), next_link(_shallow(bundle.link, MAX_DEPTH - 3)))

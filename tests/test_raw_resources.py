@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cds_service import raw_resources
 from cds_service.errors import InvalidRequest
 from cds_service.fhir_facts import build_record
 from cds_service.hook_request import parse_hook_request
@@ -155,6 +156,23 @@ def test_any_prefetch_reads_as_decoding_it_whole(prefetch, extra):
 ])
 def test_bodies_of_another_shape_are_decoded_whole(raw):
     assert split_body(raw) is None
+
+
+def test_a_body_of_the_discovery_keys_is_read_in_one_pass(monkeypatch):
+    raw = json.dumps(_base({"observations": {"resourceType": "Bundle", "entry": [{"resource": OBSERVATION}]},
+                            "patient": {"resourceType": "Patient", "id": "p1"}, "conditions": None})).encode()
+    whole = _both_ways(raw)[1]
+    monkeypatch.setattr(raw_resources, "_TOP", None)  # the two-pass reading: not needed for this body
+    split = split_body(raw)
+    _same(_outcome(lambda: parse_hook_request(split.checked, split.prefetch)), whole)
+
+
+@pytest.mark.parametrize("value", [{"resourceType": "OperationOutcome", "id": "x"}, OBSERVATION, "text", []])
+def test_a_search_key_holding_no_bundle_reads_as_decoding_it_whole(value):
+    body = _base({"observations": value, "patient": {"resourceType": "Patient"}})
+    split, whole = _both_ways(json.dumps(body).encode())
+    if split is not None:
+        _same(split, whole)
 
 
 def test_resources_are_copied_out_of_the_body():
