@@ -48,6 +48,7 @@ GATHER_S = 0.5  # the thread writes lines that have waited this long (a quiet wo
 BATCH_LINES = 16  # once this many lines wait, the worker writes them after its next answer has gone out
 IDLE_S = 5.0  # a worker with no call for this long finishes its file and stops its thread
 BATCH_BYTES = 4 * 1024 * 1024  # at most this much of a file per transaction
+RETRY_AFTER_S = 10.0  # after a failed write, answers leave retrying to the thread for this long
 ADOPT_EVERY_S = 30.0  # how often a working thread looks for the files of workers that died
 _SEPARATOR = b"\t"  # between a line's call and its answer: compact JSON holds no raw tab or newline
 
@@ -128,6 +129,7 @@ class AuditJournal:
         self._drain_lock = threading.RLock()  # writing own files (after an answer, the thread, an idle stop, exit)
         self._waiting = 0  # lines appended since the own files were last written
         self._drained_at = 0.0  # when they were (time.monotonic)
+        self._retry_at = 0.0  # after a failure, answers leave the writing to the thread until then
         self._pid: int | None = None  # the process the own files belong to
         self._stem = ""
         self._number = 0
@@ -161,11 +163,15 @@ class AuditJournal:
     def after_answer(self) -> None:
         """Called once an answer has gone out: with a batch gathered, the worker writes it now, between calls, so
         that no thread competes with the next answer. Never raises: the thread retries what fails here."""
-        if self._waiting < BATCH_LINES or not self._drain_lock.acquire(blocking=False):
+        if self._waiting < BATCH_LINES or time.monotonic() < self._retry_at:
+            return
+        if not self._drain_lock.acquire(blocking=False):
             return
         try:
             self._drain_own()
         except Exception as exc:
+            # An unreachable database can take its connect timeout to say so: answers stop trying for a while.
+            self._retry_at = time.monotonic() + RETRY_AFTER_S
             log.warning("audit journal not written yet; the thread retries",
                         extra={"event": "audit.journal_retry", "error": type(exc).__name__})
         finally:

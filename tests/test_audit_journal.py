@@ -145,6 +145,22 @@ def test_a_gathered_batch_is_written_by_the_worker_once_its_answer_has_gone_out(
             assert written == (3 if n == 3 else 0), f"after answer {n}"
 
 
+def test_after_a_failed_write_answers_leave_retrying_to_the_thread(journaled, monkeypatch):
+    store, journal = journaled
+    monkeypatch.setattr(audit_journal, "BATCH_LINES", 1)
+    attempts = []
+
+    def unavailable(*args, **kwargs):
+        attempts.append(args)
+        raise StorageUnavailable("down")
+
+    monkeypatch.setattr(store, "write_journal", unavailable)
+    for n in range(5):
+        journal.append(*_call(n))
+        journal.after_answer()  # must not raise, and must not wait on the database after each answer
+    assert len(attempts) == 1
+
+
 def test_files_past_the_rotation_size_are_finished_and_deleted(journaled, monkeypatch):
     store, journal = journaled
     monkeypatch.setattr(audit_journal, "ROTATE_BYTES", 1)
