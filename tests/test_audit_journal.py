@@ -201,6 +201,7 @@ def test_the_newest_trace_is_the_last_answered_whichever_journal_is_written_firs
     other.append(*_call(2, created=datetime(2026, 12, 3, 10, 0)))
     other.settle()  # writes both files, in name order: which comes first in the table is by chance
     assert store.latest_trace("pat-1", "mitoxantrone")["n"] == 2
+    other.close()
 
 
 def test_a_line_the_tables_refuse_is_set_aside_and_the_rest_written(journaled):
@@ -293,6 +294,7 @@ def test_postgres_outage_journaled_calls_keep_their_coverage_and_reach_the_table
     with app.app_context():
         [call] = storage().hook_calls(request["hookInstance"])
         assert call.response_json == hook.get_json()
+        service_state().journal.close()  # now, while the server is up
 
 
 def _free_port() -> int:
