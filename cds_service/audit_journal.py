@@ -348,9 +348,11 @@ class _Reader:
         self.at_end = True
 
     def read(self, position: int) -> tuple[list[KeptCall], int]:
-        with open(self.path, "rb") as f:
-            f.seek(position)
-            chunk = f.read(BATCH_BYTES + 1)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:  # exactly what is there: a read of BATCH_BYTES would allocate that much each time
+            chunk = os.pread(fd, max(0, min(os.fstat(fd).st_size - position, BATCH_BYTES + 1)), position)
+        finally:
+            os.close(fd)
         self.at_end = len(chunk) <= BATCH_BYTES
         end = chunk.rfind(b"\n") + 1  # complete lines only: the last may still be being appended
         calls: list[KeptCall] = []
