@@ -159,6 +159,7 @@ def test_after_a_failed_write_answers_leave_retrying_to_the_thread(journaled, mo
         journal.append(*_call(n))
         journal.after_answer()  # must not raise, and must not wait on the database after each answer
     assert len(attempts) == 1
+    monkeypatch.undo()  # the database is back: the fixture's close writes the lines
 
 
 def test_files_past_the_rotation_size_are_finished_and_deleted(journaled, monkeypatch):
