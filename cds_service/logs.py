@@ -85,8 +85,29 @@ def _finished(response: Response) -> Response:
     if isinstance(service, str):
         fields["service"] = service if service in SERVICES else "unknown"
     fields.update(g.get("log_hook") or {})
-    log.info("request", extra=fields)
+    if DEFERRED.server_writes:
+        request.environ[DEFERRED.key] = fields  # written by the server once the answer is sent
+    else:
+        log.info("request", extra=fields)
     return response
+
+
+class _Deferred:
+    """Whether the server writes each request's line after its answer is sent (gunicorn with gunicorn_conf, whose
+    post_request hook calls `write_deferred`): formatting and writing it then delays no caller."""
+
+    key = "cds_service.request_log"
+    server_writes = False
+
+
+DEFERRED = _Deferred()
+
+
+def write_deferred(environ: dict[str, Any]) -> None:
+    """Write the line a request left for the server (nothing when it left none)."""
+    fields = environ.pop(DEFERRED.key, None)
+    if fields is not None:
+        log.info("request", extra=fields)
 
 
 def init_request_log(app: Flask) -> None:
