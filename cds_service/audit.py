@@ -48,7 +48,7 @@ def keep(store: Storage, journal: AuditJournal | None, service_id: str, raw_body
     go out."""
     answer = json_codec.dumps_bytes(result.body)
     call = KeptCall(service_id, request.hook, request.hook_instance, request.patient_id or None,
-                    kept_request(raw_body, raw), json_codec.Encoded(answer.decode()),
+                    kept_request(raw_body, raw), json_codec.Encoded(answer),
                     [a.row() for a in result.assertions], utcnow())
     if journal is not None:
         try:

@@ -1,5 +1,5 @@
 """The audit trail's write-behind journal: a hook call is kept in a local file before its answer goes out, and
-written to the tables in batches by a thread of the worker, off the answer's path.
+written to the tables in batches after answers have gone out, off the answer's path.
 
 Writing each call to the database while its answer waited cost a sixth of a call's time at 200 resources (a
 commit per call, and now and then a WAL checkpoint's fsync inside someone's answer). Appending one line to a file
@@ -10,8 +10,9 @@ assertion ids in it, goes out only once its line is in the file.
 Each worker appends to files of its own (`<host>-<pid>-<random>-<n>.jsonl`) and holds an exclusive flock on each
 while it is its owner. A line is written to the tables exactly once, whoever writes it: the file's progress row
 (models.AuditJournalRow) is locked by the transaction that inserts the lines and moves the offset past them.
-- The owner's thread writes what has gathered a moment after an append; a file past ROTATE_BYTES, or one idle
-  for IDLE_S, is finished (written to its end, deleted) and the next append starts a new one.
+- The owner writes BATCH_LINES gathered lines once its next answer has gone out (`after_answer`); its thread
+  writes a quiet worker's lines after GATHER_S. A file past ROTATE_BYTES, or one idle for IDLE_S, is finished
+  (written to its end, deleted) and the next append starts a new one.
 - Every read of the audit tables first writes every journal in the directory to its end (`settle`), so a
   coverage-assertion-id is found the moment after its answer went out, whichever worker gave it.
 - The files of a worker that died (their flock is free) are finished by the next worker that starts or looks.
@@ -54,7 +55,7 @@ _SEPARATOR = b"\t"  # between a line's call and its answer: compact JSON holds n
 
 
 class _Refused(Exception):
-    """A line that cannot be written: the tables refuse it, or it is not a journal line (a damaged file)."""
+    """A line that is not a journal line (a damaged file): set aside as a line the tables refuse is."""
 
 
 def encode(call: KeptCall, answer: bytes) -> bytes:
@@ -69,12 +70,12 @@ def decode(line: bytes) -> KeptCall:
     """A journal line (without its newline) as the call it keeps; _Refused when it is not one."""
     try:
         head, sep, answer = line.partition(_SEPARATOR)
-        fields = orjson.loads(head)
-        assertions = [{**a, "assertion_date": date.fromisoformat(a["assertion_date"])} for a in fields["assertions"]]
         if not sep:
             raise ValueError("no answer")
+        fields = orjson.loads(head)
+        assertions = [{**a, "assertion_date": date.fromisoformat(a["assertion_date"])} for a in fields["assertions"]]
         return KeptCall(fields["service"], fields["hook"], fields["hook_instance"], fields["patient_id"],
-                        fields["request"], json_codec.Encoded(answer.decode()), assertions,
+                        fields["request"], json_codec.Encoded(answer), assertions,
                         datetime.fromisoformat(fields["created_at"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise _Refused(f"not a journal line: {type(exc).__name__}") from None

@@ -82,13 +82,19 @@ def dumps_bytes(value: Any) -> bytes:
 
 
 class Encoded:
-    """JSON already serialised (`text`), for a JSON column to store as it is: an answer is serialised once, for the
-    response and the audit trail alike."""
+    """JSON already serialised, for a JSON column to store as it is: an answer is serialised once, for the response
+    and the audit trail alike. Given as bytes, it is decoded to text only when a column takes it (off the answer's
+    path, when the audit journal writes it)."""
 
-    __slots__ = ("text",)
+    __slots__ = ("_value",)
 
-    def __init__(self, text: str):
-        self.text = text
+    def __init__(self, value: str | bytes):
+        self._value = value
+
+    @property
+    def text(self) -> str:
+        value = self._value
+        return value if value.__class__ is str else value.decode()
 
 
 def dumps_text(value: Any) -> str:

@@ -209,10 +209,10 @@ def _members(raw: bytes) -> tuple[dict[str, msgspec.Raw], dict[str, msgspec.Raw 
         fast = _fast_top().decode(raw)
     except msgspec.ValidationError:
         fast = None
-    if fast is not None:
-        values = None if fast.prefetch is msgspec.UNSET else _plain_values(fast.prefetch)
-        if values is not None or fast.prefetch is msgspec.UNSET:
-            return _named_members(fast), values
+    if fast is not None and fast.prefetch is msgspec.UNSET:
+        return _named_members(fast), None
+    if fast is not None and (values := _plain_values(fast.prefetch)) is not None:
+        return _named_members(fast), values
     try:
         top = _TOP.decode(raw)
     except msgspec.ValidationError:
