@@ -39,6 +39,7 @@ from .record import (
     ConditionFact,
     CoverageFact,
     Dosage,
+    Facts,
     MedicationFact,
     ObservationFact,
     PartialDate,
@@ -700,7 +701,7 @@ def _collect_each(reader: _Reader, data_set: DataSet, name: str, parse, context:
             return None
         if fact is not None:
             out.append(fact)
-    return tuple(out)
+    return Facts(out)
 
 
 def medications_in(data: Mapping[str, DataSet | None], cache: FactCache | None = None,

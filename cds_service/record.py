@@ -52,6 +52,22 @@ def normalise_code(alias: str, code: str) -> str:
     return code
 
 
+class Facts(tuple):
+    """One data set's facts (a tuple), with room for what evaluations derive from them alone.
+
+    The fact cache hands back the very same Facts whenever the same chart arrives again, so an index built over
+    them (which observations carry which code, the body size on a day) is built once per chart, not once per call.
+    Only work that depends on nothing but these facts may be kept here (`EvalContext.derived`).
+    """
+
+    def derived(self) -> dict:
+        """The memo of work derived from these facts (made on first use)."""
+        memo = self.__dict__.get("_derived")
+        if memo is None:
+            memo = self.__dict__["_derived"] = {}
+        return memo
+
+
 @dataclass(frozen=True)
 class Code:
     """One coding, with its system reduced to a policy-file alias (icd10cm, snomed, ...)."""

@@ -13,13 +13,13 @@ import pytest
 from cds_service.dosing import BSA_LOINC, HEIGHT_LOINC, WEIGHT_LOINC, bsa_on, weight_kg, window_start
 from cds_service.evaluate import Status, evaluate_order
 from cds_service.evaluate.context import EvalContext
-from cds_service.evaluate.kinds import doses
+from cds_service.evaluate.kinds import diagnosis, doses
 from cds_service.evaluate.kinds.doses import _Planned, _rolling_windows, bsa_of_day, weight_of_day
 from cds_service.evaluate.kinds.labs import observations_in
 from cds_service.evaluate.kinds.medications import received_before
 from cds_service.evaluate.status import all_of, any_of
 from cds_service.policies import Policy, load_policies
-from cds_service.record import Code, MedicationFact, ObservationFact, PatientRecord, Quantity
+from cds_service.record import Code, ConditionFact, Facts, MedicationFact, ObservationFact, PatientRecord, Quantity
 from cds_service.terminology import DrugGroup
 from tests.conftest import FIXTURES, ROOT, load_fixture
 
@@ -72,14 +72,16 @@ def test_a_guard_probe_is_built_once():
                                                                            guard.params)
 
 
-def _context(observations=(), medications=()) -> EvalContext:
+def _context(observations=(), medications=(), as_facts: type = tuple) -> EvalContext:
+    """`as_facts=Facts`: the observations as the fact cache hands them, keeping what is derived from them."""
     order = MedicationFact("MedicationRequest/o", "draft", "draft", (), "", start=ON)
-    record = PatientRecord("Patient/p", ON, observations=tuple(observations), medications=tuple(medications),
-                           drafts=(order,))
+    kept = observations if observations.__class__ is as_facts else as_facts(observations)
+    record = PatientRecord("Patient/p", ON, observations=kept, medications=tuple(medications), drafts=(order,))
     return EvalContext(record=record, order=order, policy=LIBRARY.policies["ixabepilone"])
 
 
-def test_observations_in_agrees_with_a_scan_of_every_observation():
+@pytest.mark.parametrize("as_facts", [tuple, Facts])
+def test_observations_in_agrees_with_a_scan_of_every_observation(as_facts):
     rng = random.Random(7)
     policy = LIBRARY.policies["ixabepilone"]
     name, vs = next((n, v) for n, v in policy.value_sets.items() if any(s == "loinc" for s, _ in v.codes))
@@ -90,7 +92,7 @@ def test_observations_in_agrees_with_a_scan_of_every_observation():
                                                                               for d in (0, 5, 5, 40, 400))]),
                                     Quantity(float(i), "mg"))
                     for i in range(60)]
-    ctx = _context(observations)
+    ctx = _context(observations, as_facts=as_facts)
     for max_age in (None, 0, 14, 90):
         since = ON - timedelta(days=max_age) if max_age is not None else None
         direct = [o for o in observations if any(vs.matches(c) for c in o.codes)
@@ -100,9 +102,10 @@ def test_observations_in_agrees_with_a_scan_of_every_observation():
         assert observations_in(ctx, name, max_age) == direct
 
 
+@pytest.mark.parametrize("as_facts", [tuple, Facts])
 @pytest.mark.parametrize("adult", [True, False, None])
 @pytest.mark.parametrize("seed", range(4))
-def test_bsa_and_weight_of_a_day_agree_with_the_lookups_on_the_whole_record(seed, adult, monkeypatch):
+def test_bsa_and_weight_of_a_day_agree_with_the_lookups_on_the_whole_record(seed, adult, as_facts, monkeypatch):
     """Ties on a date, observations without a value or a date, codes of two groups on one observation."""
     rng = random.Random(seed)
     codes = [*WEIGHT_LOINC, *HEIGHT_LOINC, *BSA_LOINC, "2160-0"]
@@ -114,10 +117,31 @@ def test_bsa_and_weight_of_a_day_agree_with_the_lookups_on_the_whole_record(seed
         value = None if rng.random() < 0.1 else Quantity(rng.uniform(1, 180), units.get(coded[0], "mg/dL"))
         observations.append(ObservationFact(f"Observation/{i}", tuple(Code("loinc", c) for c in coded), when, value))
     monkeypatch.setattr(doses, "is_adult", lambda _ctx: adult)
-    ctx = _context(observations)
+    ctx = _context(observations, as_facts=as_facts)
     for day in sorted({o.effective for o in observations if o.effective} | {ON + timedelta(days=2)}):
         assert bsa_of_day(ctx, day) == bsa_on(ctx.record, day, adult)
         assert weight_of_day(ctx, day) == weight_kg(ctx.record, day)
+
+
+def test_what_is_derived_from_facts_is_kept_with_them_and_keyed_by_all_it_depends_on(monkeypatch):
+    """A second evaluation over the same Facts (the same chart again) reuses the index and the BSA of a day; a
+    patient whose adulthood differs on the same facts gets the BSA of the other rule (height age limit)."""
+    day = ON
+    observations = Facts([
+        ObservationFact("Observation/h", (Code("loinc", HEIGHT_LOINC[0]),), day - timedelta(days=200),
+                        Quantity(170.0, "cm")),
+        ObservationFact("Observation/w", (Code("loinc", WEIGHT_LOINC[0]),), day, Quantity(70.0, "kg"))])
+    first = _context(observations, as_facts=Facts)
+    monkeypatch.setattr(doses, "is_adult", lambda _ctx: True)
+    assert bsa_of_day(first, day).value == 1.82
+    kept = dict(observations.derived())
+    assert "observation_codes" in kept and ("bsa", day, True) in kept
+    second = _context(observations, as_facts=Facts)
+    monkeypatch.setattr(doses, "_size_index", lambda _ctx: pytest.fail("the index was built again"))
+    assert bsa_of_day(second, day).value == 1.82
+    monkeypatch.setattr(doses, "is_adult", lambda _ctx: False)  # a child: a height over 90 days old is too old
+    assert bsa_of_day(_context(observations, as_facts=Facts), day) is None
+    assert bsa_on(PatientRecord("Patient/p", ON, observations=tuple(observations)), day, False) is None
 
 
 def test_rolling_windows_agree_with_a_scan_of_every_dose():
@@ -136,6 +160,28 @@ def test_rolling_windows_agree_with_a_scan_of_every_dose():
             assert sum(past + ordered) == sum(d.value for d in inside)  # the same additions, in the same order
             assert sum(past) == sum(d.value for d in inside if not d.ordered)
             assert len(ordered) == sum(1 for d in inside if d.ordered)
+
+
+@pytest.mark.parametrize("as_facts", [tuple, Facts])
+def test_diagnosis_hits_kept_with_the_conditions_agree_with_a_scan_and_are_per_policy(as_facts):
+    """`b_all` names different codes in the inotuzumab and mitoxantrone files: one chart's Conditions, evaluated
+    under both, must each get their own policy's hits; reason codes of the order come after the Conditions'."""
+    rng = random.Random(11)
+    codes = sorted({code for key in ("inotuzumab", "mitoxantrone") for code in
+                    LIBRARY.policies[key].value_sets["b_all"].codes} | {("icd10cm", "Z00.0"), ("snomed", "1")})
+    conditions = as_facts(ConditionFact(f"Condition/{i}", tuple(Code(*c) for c in rng.sample(codes, 2)))
+                          for i in range(12))
+    reason = Code(*codes[0], display="on the order")
+    for key in ("inotuzumab", "mitoxantrone", "inotuzumab"):
+        for reasons in ((), (reason,)):
+            order = MedicationFact("MedicationRequest/o", "draft", "draft", (), "", start=ON, reason_codes=reasons)
+            record = PatientRecord("Patient/p", ON, conditions=conditions, drafts=(order,))
+            ctx = EvalContext(record=record, order=order, policy=LIBRARY.policies[key])
+            vs = ctx.value_set("b_all")
+            pairs = [(c.ref, code) for c in conditions for code in c.codes] + \
+                [("MedicationRequest/o reasonCode", code) for code in reasons]
+            expected = [f"{where}: {code.code} {code.display}".strip() for where, code in pairs if vs.matches(code)]
+            assert expected and diagnosis._diagnosed(ctx, ["b_all"]) == expected
 
 
 def test_memoised_drug_history_is_per_group_object_not_per_name():

@@ -8,8 +8,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..dosing import GivenDose, given_doses
-from ..record import Answer, Code, MedicationFact, ObservationFact, PatientRecord
+from ..record import Answer, Code, Facts, MedicationFact, ObservationFact, PatientRecord
 from ..terminology import DrugGroup, ValueSet
+
+_MISSING = object()
 
 if TYPE_CHECKING:
     from ..policies import Policy
@@ -50,6 +52,18 @@ class EvalContext:
             self.memo[key] = compute()
         return self.memo[key]
 
+    def derived(self, facts: tuple | None, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """`cached` for work that depends on nothing but one data set's facts and `key` (an index over the
+        observations, the body size on a day): kept with the facts (`record.Facts`), so the same chart arriving
+        again, whose facts the fact cache hands back, does not redo it. Facts of another kind: this evaluation."""
+        if facts.__class__ is not Facts:
+            return self.cached(("derived", key), compute)
+        memo = facts.derived()
+        found = memo.get(key, _MISSING)
+        if found is _MISSING:
+            found = memo[key] = compute()
+        return found
+
     def cached_for(self, key: Hashable, of: DrugGroup | ValueSet, compute: Callable[[], Any]) -> Any:
         """`cached` for work about one drug group or value set of the policy, keyed by the object's identity:
         these dataclasses hash field by field in Python, on every look-up."""
@@ -65,18 +79,18 @@ class EvalContext:
         return self.cached_for("meds", drug, lambda: tuple(m for m in self.record.medications or ()
                                                            if drug.matches(m)))
 
-    def observations_coded(self, matches: Callable[[Code], bool]) -> tuple[ObservationFact, ...]:
-        """The record's observations carrying a code that `matches`, in record order."""
-        observations = self.record.observations or ()
-        return tuple(observations[i] for i in self.positions_coded(matches))
+    def observations_in_set(self, value_set: ValueSet) -> tuple[ObservationFact, ...]:
+        """The record's observations carrying a code of the value set, in record order."""
+        observations = self.record.observations
+        return self.derived(observations, ("in_set", value_set), lambda: tuple(
+            (observations or ())[i] for i in self.positions_coded(value_set.matches)))
 
     def positions_coded(self, matches: Callable[[Code], bool]) -> list[int]:
         """Positions in `record.observations` of those carrying a code that `matches`, ascending. Each distinct
         code is tested once: a long record repeats a few dozen lab and vital-sign codes over thousands of
         observations."""
-        index = self.memo.get("observation_codes")
-        if index is None:
-            index = self.memo["observation_codes"] = _code_index(self.record.observations or ())
+        observations = self.record.observations
+        index = self.derived(observations, "observation_codes", lambda: _code_index(observations or ()))
         return sorted({i for code, where in index.values() if matches(code) for i in where})
 
     def given_doses(self, drug: DrugGroup, before: date | None = None) -> list[GivenDose] | None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ...record import Code
@@ -14,22 +14,38 @@ from .documentation import or_answered
 from .labs import describe, observations_in, qualitative
 
 
-def _coded(ctx: EvalContext) -> list[tuple[str, Code]]:
-    """(where, code) for every active Condition code and every reason code of the order."""
-    out = [(cond.ref, code) for cond in ctx.record.conditions or () for code in cond.codes]
-    out += [(f"{ctx.order.ref} reasonCode", code) for code in ctx.order.reason_codes]
-    return out
+def _on_record(ctx: EvalContext) -> tuple[tuple[str, Code], ...]:
+    """(where, code) for every code of the active Conditions."""
+    conditions = ctx.record.conditions
+    return ctx.derived(conditions, "condition_codes",
+                       lambda: tuple((cond.ref, code) for cond in conditions or () for code in cond.codes))
 
 
-def _hits(coded: list[tuple[str, Code]], ctx: EvalContext, names: list[str]) -> list[str]:
+def _reasons(ctx: EvalContext) -> list[tuple[str, Code]]:
+    return [(f"{ctx.order.ref} reasonCode", code) for code in ctx.order.reason_codes]
+
+
+def _hits(coded: Iterable[tuple[str, Code]], ctx: EvalContext, names: list[str]) -> list[str]:
     sets = [ctx.value_set(n) for n in names]
     return [f"{where}: {code.code} {code.display}".strip() for where, code in coded
             if any(vs.matches(code) for vs in sets)]
 
 
-def _extent(params: Mapping[str, Any], ctx: EvalContext, coded: list[tuple[str, Code]]) -> str | None:
+def _diagnosed(ctx: EvalContext, names: list[str]) -> list[str]:
+    """`_hits` over the Conditions' codes, then the order's reason codes. The Conditions' part is kept with them
+    (`EvalContext.derived`), by policy and value-set names: a policy asks about the same few value sets in many
+    rows, and the same chart comes again."""
+    if not names:
+        return []
+    key = ("hits", ctx.policy.key, tuple(names))
+    found = list(ctx.derived(ctx.record.conditions, key, lambda: tuple(_hits(_on_record(ctx), ctx, names))))
+    reasons = _reasons(ctx)
+    return found + _hits(reasons, ctx, names) if reasons else found
+
+
+def _extent(params: Mapping[str, Any], ctx: EvalContext) -> str | None:
     """Evidence that a required extent (metastases, stage) is on record, or None."""
-    hits = _hits(coded, ctx, params.get("valueSets", []))
+    hits = _diagnosed(ctx, params.get("valueSets", []))
     if hits:
         return hits[0]
     for spec in params.get("observations", ()):
@@ -63,18 +79,17 @@ def _diagnosis(p: Mapping[str, Any], ctx: EvalContext) -> Result:
             return decided
     if ctx.record.conditions is None and not ctx.order.reason_codes:
         return Result.unknown(f"diagnosis: {label} (conditions could not be read)")
-    coded = _coded(ctx)
-    hits = _hits(coded, ctx, p["valueSets"])
+    hits = _diagnosed(ctx, p["valueSets"])
     if hits:
-        doubt = _hits(coded, ctx, p.get("contradictedBy", []))
+        doubt = _diagnosed(ctx, p.get("contradictedBy", []))
         if doubt:
             # e.g. PPMS coded beside RRMS or SPMS (clauses.md III.B): the record contradicts itself.
             return Result.unknown(f"which diagnosis is current: {label} or {', '.join(doubt)}", evidence=hits + doubt)
-        return _qualify(p, ctx, coded, hits, label)
-    conflicting = _hits(coded, ctx, p.get("conflicting", []))
+        return _qualify(p, ctx, hits, label)
+    conflicting = _diagnosed(ctx, p.get("conflicting", []))
     if conflicting:
         return Result.not_met(*(f"{c} (a different subtype)" for c in conflicting))
-    vague = _hits(coded, ctx, p.get("vague", []))
+    vague = _diagnosed(ctx, p.get("vague", []))
     if vague:
         return Result.unknown(f"a specific diagnosis: {label}", evidence=[f"only {v} is on record" for v in vague])
     if ctx.record.conditions is None or p.get("absentIs") == "unknown":
@@ -85,9 +100,8 @@ def _diagnosis(p: Mapping[str, Any], ctx: EvalContext) -> Result:
 def _purpose(p: Mapping[str, Any], ctx: EvalContext) -> Result | None:
     """Why the drug is ordered: a conflicting reason on the order, then grouping with the partner drug's
     order, then the coded reason; a conflicting diagnosis on record only when nothing shows this purpose."""
-    reasons = [(f"{ctx.order.ref} reasonCode", c) for c in ctx.order.reason_codes]
     conflicting = p.get("conflicting", [])
-    on_order = _hits(reasons, ctx, conflicting)
+    on_order = _hits(_reasons(ctx), ctx, conflicting)
     if on_order:
         return Result.not_met(*on_order)
     if "groupedWith" in p:
@@ -96,9 +110,9 @@ def _purpose(p: Mapping[str, Any], ctx: EvalContext) -> Result | None:
             m.source == "draft" or (ctx.order.group is not None and m.group == ctx.order.group))]
         if same:
             return Result.met(f"{same[0].ref}: ordered with {group.display} ({same[0].source})")
-    if _hits(_coded(ctx), ctx, p["valueSets"]):
+    if _diagnosed(ctx, p["valueSets"]):
         return None
-    elsewhere = _hits(_coded(ctx), ctx, conflicting)
+    elsewhere = _diagnosed(ctx, conflicting)
     if elsewhere:
         return Result.not_met(*elsewhere)
     return None
@@ -118,9 +132,9 @@ def _recent_drug(spec: Mapping[str, Any], ctx: EvalContext) -> Result | None:
     return Result.unknown(f"which {names} was given in the {spec['days']} day(s) before")
 
 
-def _qualify(p: Mapping[str, Any], ctx: EvalContext, coded: list, hits: list[str], label: str) -> Result:
+def _qualify(p: Mapping[str, Any], ctx: EvalContext, hits: list[str], label: str) -> Result:
     if "extent" in p:
-        extent = _extent(p["extent"], ctx, coded)
+        extent = _extent(p["extent"], ctx)
         if extent is None:
             return Result.unknown(p["extent"].get("text", "extent of disease"), evidence=hits)
         hits = hits + [extent]

@@ -42,33 +42,39 @@ _SIZE_CODES = (frozenset(WEIGHT_LOINC), frozenset(HEIGHT_LOINC), frozenset(BSA_L
 
 
 def bsa_of_day(ctx: EvalContext, day: date) -> Bsa | None:
-    """BSA on a day (memoised per day: the caps of one order read the same days)."""
-    return ctx.cached(("bsa", day), lambda: bsa_on(_body_size_on(ctx, day), day, is_adult(ctx)))
+    """BSA on a day (memoised per day: the caps of one order read the same days; and with the observations, since
+    it depends on nothing else once the patient is known to be an adult or not)."""
+    return ctx.cached(("bsa", day), lambda: _bsa_on(ctx, day, is_adult(ctx)))
+
+
+def _bsa_on(ctx: EvalContext, day: date, adult: bool | None) -> Bsa | None:
+    return ctx.derived(ctx.record.observations, ("bsa", day, adult),
+                       lambda: bsa_on(_body_size_on(ctx, day), day, adult))
 
 
 def weight_of_day(ctx: EvalContext, day: date) -> tuple[float, ObservationFact] | None:
     """`dosing.weight_kg` on a day, memoised per day like the BSA."""
-    return ctx.cached(("weight", day), lambda: weight_kg(_body_size_on(ctx, day), day))
+    return ctx.derived(ctx.record.observations, ("weight", day), lambda: weight_kg(_body_size_on(ctx, day), day))
 
 
 def _body_size_on(ctx: EvalContext, day: date) -> PatientRecord:
     """A record holding, for weight, height and BSA each, only the observations of the newest date on or before
     `day` that have a value. The dosing look-ups take the newest such observation (the first recorded on a tie),
     so they find the same one here, without scanning the whole vital-sign history for every day a dose was given."""
-    return ctx.cached(("body_size", day), lambda: _newest_sizes(ctx, day))
-
-
-def _newest_sizes(ctx: EvalContext, day: date) -> PatientRecord:
     record = ctx.record
-    if record.observations is None:
-        return PatientRecord(record.patient_ref, record.as_of)
+    newest = None if record.observations is None else \
+        ctx.derived(record.observations, ("body_size", day), lambda: _newest_sizes(ctx, day))
+    return PatientRecord(record.patient_ref, record.as_of, observations=newest)
+
+
+def _newest_sizes(ctx: EvalContext, day: date) -> tuple[ObservationFact, ...]:
+    observations = ctx.record.observations
     picked: list[int] = []
-    for days, positions in ctx.cached("body_size_index", lambda: _size_index(ctx)):
+    for days, positions in ctx.derived(observations, "body_size_index", lambda: _size_index(ctx)):
         end = bisect_right(days, day)
         if end:
             picked += positions[bisect_left(days, days[end - 1]):end]
-    chosen = [record.observations[i] for i in sorted(set(picked))]
-    return PatientRecord(record.patient_ref, record.as_of, observations=tuple(chosen))
+    return tuple(observations[i] for i in sorted(set(picked)))
 
 
 def _size_index(ctx: EvalContext) -> list[tuple[list[date], list[int]]]:

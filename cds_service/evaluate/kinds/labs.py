@@ -35,7 +35,7 @@ def _coded_before(ctx: EvalContext, vs: ValueSet) -> tuple[ObservationFact, ...]
     """Every observation of the value set dated on or before the order, newest first (the stable sort keeps
     record order among equal dates, so filtering this list by age gives what filtering first would)."""
     on = ctx.order_date
-    out = [obs for obs in ctx.observations_coded(vs.matches) if obs.effective is None or obs.effective <= on]
+    out = [obs for obs in ctx.observations_in_set(vs) if obs.effective is None or obs.effective <= on]
     return tuple(sorted(out, key=lambda o: o.effective or on, reverse=True))
 
 
