@@ -13,7 +13,7 @@ import pytest
 from cds_service.dosing import BSA_LOINC, HEIGHT_LOINC, WEIGHT_LOINC, bsa_on, weight_kg, window_start
 from cds_service.evaluate import Status, evaluate_order
 from cds_service.evaluate.context import EvalContext
-from cds_service.evaluate.kinds import diagnosis, doses
+from cds_service.evaluate.kinds import diagnosis, dose_limits, doses
 from cds_service.evaluate.kinds.doses import _Planned, _rolling_windows, bsa_of_day, weight_of_day
 from cds_service.evaluate.kinds.labs import observations_in
 from cds_service.evaluate.kinds.medications import received_before
@@ -160,6 +160,27 @@ def test_rolling_windows_agree_with_a_scan_of_every_dose():
             assert sum(past + ordered) == sum(d.value for d in inside)  # the same additions, in the same order
             assert sum(past) == sum(d.value for d in inside if not d.ordered)
             assert len(ordered) == sum(1 for d in inside if d.ordered)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_oral_window_check_agrees_with_a_scan_of_every_dose(seed):
+    """The worst rolling window over day-sorted doses (slices found by bisection) is the one a scan finds."""
+    rng = random.Random(seed)
+    history = [dose_limits._Dose(ON - timedelta(days=rng.randint(1, 90)), rng.choice([5.0, 10.0, 20.0]), False)
+               for _ in range(30)]
+    planned = [dose_limits._Dose(ON + timedelta(days=d), rng.choice([5.0, 10.0]), True)
+               for d in sorted(rng.sample(range(0, 60), 15))]
+    doses = sorted(history + planned, key=lambda d: d.day)
+    for value, unit in ((7, "d"), (4, "wk"), (1, "mo")):
+        worst = max(((sum(1 for d in doses if window_start(p.day, value, unit) < d.day <= p.day),
+                      sum(d.mg for d in doses if window_start(p.day, value, unit) < d.day <= p.day), -i)
+                     for i, p in enumerate(planned)))
+        said, breach = dose_limits._check_window({"value": value, "unit": unit, "max": 1.0, "maxDoses": 1},
+                                                 doses, planned)
+        day = planned[-worst[2]].day
+        assert said[0].startswith(f"{worst[0]} dose(s)") and str(day) in said[0]
+        assert breach == {"cap": 1, "unit": "doses", "per": dose_limits._window_label(value, unit),
+                          "value": worst[0], "suggestedDose": None}
 
 
 @pytest.mark.parametrize("as_facts", [tuple, Facts])

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ...dosing import (
+    Schedule,
     absolute_mg,
     dispensed_doses,
     expand_order,
@@ -220,16 +222,13 @@ def evaluate_schedule_limits(criterion: Criterion, ctx: EvalContext) -> Result:
     order = with_dispense_count(ctx.order, strength)
     windows = [{"value": p["window"]["value"], "unit": p["window"]["unit"], "max": p.get("max"),
                 "maxDoses": p.get("maxDoses")}, *p.get("windows", ())]
-    longest = max(windows, key=lambda w: (step(ctx.order_date, w["value"], w["unit"]) - ctx.order_date).days)
-    schedule = expand_order(order, ctx.order_date, step(ctx.order_date, longest["value"], longest["unit"]))
-    planned = []
-    for dose in schedule.doses:
-        mg = _mg(ctx, dose.quantity, dose.day, strength)
-        if mg is None:
-            what = "the capsule strength (mg per capsule)" if is_unit_dose(dose.quantity) else "a dose in mg"
-            return Result.unknown(what)
-        planned.append(_Dose(dose.day, mg, True))
-    history, notes = _oral_history(ctx, criterion)
+    until = max(step(ctx.order_date, w["value"], w["unit"]) for w in windows)
+    schedule, planned, missing = ctx.cached(("oral_plan", until), lambda: _oral_plan(ctx, order, strength, until))
+    if missing:
+        return Result.unknown(missing)
+    drug = criterion.params.get("drug", "self")
+    history, notes = ctx.cached(("oral_history", drug), lambda: _oral_history(ctx, drug))
+    history, notes = (None if history is None else list(history)), list(notes)
     doses = sorted((history or []) + planned, key=lambda d: d.day)
     evidence, breaches = [], []
     per_dose = p.get("perDose")
@@ -258,8 +257,25 @@ def evaluate_schedule_limits(criterion: Criterion, ctx: EvalContext) -> Result:
     return Result.met(*evidence)
 
 
-def _oral_history(ctx: EvalContext, criterion: Criterion) -> tuple[list[_Dose] | None, list[str]]:
-    drug = ctx.drug(criterion.params.get("drug", "self"))
+def _oral_plan(ctx: EvalContext, order: MedicationFact, strength: float | None,
+               until: date) -> tuple[Schedule, list[_Dose], str | None]:
+    """The order expanded to `until` (the end of its longest window) in mg per dose, or why a dose cannot be read
+    in mg. Memoised per evaluation: each of a policy's schedule rows reads the same plan."""
+    schedule = expand_order(order, ctx.order_date, until)
+    planned = []
+    for dose in schedule.doses:
+        mg = _mg(ctx, dose.quantity, dose.day, strength)
+        if mg is None:
+            what = "the capsule strength (mg per capsule)" if is_unit_dose(dose.quantity) else "a dose in mg"
+            return schedule, [], what
+        planned.append(_Dose(dose.day, mg, True))
+    return schedule, planned, None
+
+
+def _oral_history(ctx: EvalContext, drug_name: str) -> tuple[list[_Dose] | None, list[str]]:
+    """Past doses of the drug in mg: administrations, and dispenses spread over their days' supply (memoised per
+    evaluation by the caller, so the lists it returns are copied before use)."""
+    drug = ctx.drug(drug_name)
     given = ctx.given_doses(drug, before=ctx.order_date)
     dispensed, problems = dispensed_doses(ctx.record, drug, lambda m: unit_strength(ctx, m))
     if given is None and dispensed is None:
@@ -278,9 +294,10 @@ def _oral_history(ctx: EvalContext, criterion: Criterion) -> tuple[list[_Dose] |
 def _check_window(w: Mapping[str, Any], doses: list[_Dose], planned: list[_Dose]) -> tuple[list[str], dict | None]:
     label = _window_label(w["value"], w["unit"])
     worst_mg, worst_n, worst_day = 0.0, 0, planned[0].day
+    days = [d.day for d in doses]  # `doses` is in day order: each window (start, day] is a slice
     for dose in planned:
         start = window_start(dose.day, w["value"], w["unit"])
-        inside = [d for d in doses if start < d.day <= dose.day]
+        inside = doses[bisect_right(days, start):bisect_right(days, dose.day)]
         total, count = sum(d.mg for d in inside), len(inside)
         if (count, total) > (worst_n, worst_mg):
             worst_mg, worst_n, worst_day = total, count, dose.day
