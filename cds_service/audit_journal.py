@@ -10,7 +10,8 @@ assertion ids in it, goes out only once its line is in the file.
 Each worker appends to files of its own (`<host>-<pid>-<random>-<n>.jsonl`) and holds an exclusive flock on each
 while it is its owner. A line is written to the tables exactly once, whoever writes it: the file's progress row
 (models.AuditJournalRow) is locked by the transaction that inserts the lines and moves the offset past them.
-- The owner writes BATCH_LINES gathered lines once its next answer has gone out (`after_answer`); its thread
+- The owner writes BATCH_LINES gathered lines once its next answer has gone out (`after_answer`), or after a
+  later answer when another worker is writing a batch just then (BATCH_LOCK: no worker waits for another); its thread
   writes a quiet worker's lines after GATHER_S. A file past ROTATE_BYTES, or one idle for IDLE_S, is finished
   (written to its end, deleted) and the next append starts a new one.
 - Every read of the audit tables first writes every journal in the directory to its end (`settle`), so a
@@ -31,6 +32,8 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
@@ -51,6 +54,7 @@ IDLE_S = 5.0  # a worker with no call for this long finishes its file and stops 
 BATCH_BYTES = 4 * 1024 * 1024  # at most this much of a file per transaction
 RETRY_AFTER_S = 10.0  # after a failed write, answers leave retrying to the thread for this long
 ADOPT_EVERY_S = 30.0  # how often a working thread looks for the files of workers that died
+BATCH_LOCK = ".batch.lock"  # held by the worker writing a batch after its answer (see after_answer)
 _SEPARATOR = b"\t"  # between a line's call and its answer: compact JSON holds no raw tab or newline
 
 
@@ -163,13 +167,19 @@ class AuditJournal:
 
     def after_answer(self) -> None:
         """Called once an answer has gone out: with a batch gathered, the worker writes it now, between calls, so
-        that no thread competes with the next answer. Never raises: the thread retries what fails here."""
+        that no thread competes with the next answer. Never raises: the thread retries what fails here.
+
+        While another worker is writing its batch, this one leaves its own for after its next answer: waiting
+        for that worker's transaction would sleep in SQLite's busy handler (a millisecond or more, however soon
+        the lock frees) while the next call waits to be accepted."""
         if self._waiting < BATCH_LINES or time.monotonic() < self._retry_at:
             return
         if not self._drain_lock.acquire(blocking=False):
             return
         try:
-            self._drain_own()
+            with _batch_turn(self.directory) as mine:
+                if mine:
+                    self._drain_own()
         except Exception as exc:
             # An unreachable database can take its connect timeout to say so: answers stop trying for a while.
             self._retry_at = time.monotonic() + RETRY_AFTER_S
@@ -384,6 +394,22 @@ def _set_aside(path: Path, position: int, error: Exception) -> tuple[list[KeptCa
               extra={"event": "audit.journal_rejected", "journal": path.name, "offset": position,
                      "error": type(error).__name__})
     return [], position + len(line)
+
+
+@contextmanager
+def _batch_turn(directory: Path) -> Iterator[bool]:
+    """Whether this worker may write its batch now: True while it holds the directory's batch lock (an flock, so a
+    worker that dies lets go of it), False at once while another worker holds it."""
+    fd = os.open(directory / BATCH_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def _stem() -> str:

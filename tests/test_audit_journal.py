@@ -2,6 +2,7 @@
 owner's thread, by any reader, or by whoever finds a dead worker's file; refused lines set aside, never lost."""
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -143,6 +144,26 @@ def test_a_gathered_batch_is_written_by_the_worker_once_its_answer_has_gone_out(
             with st.engine.connect() as conn:  # no settle: what the worker wrote after answering
                 written = conn.scalar(select(func.count()).select_from(HookCall))
             assert written == (3 if n == 3 else 0), f"after answer {n}"
+
+
+def test_a_worker_leaves_its_batch_for_a_later_answer_while_another_writes_one(journaled, monkeypatch):
+    store, journal = journaled
+    monkeypatch.setattr(audit_journal, "BATCH_LINES", 2)
+    for n in range(2):
+        journal.append(*_call(n))
+    journal.directory.mkdir(parents=True, exist_ok=True)
+    other = os.open(journal.directory / audit_journal.BATCH_LOCK, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another worker is writing its batch
+        journal.after_answer()
+        with store.engine.connect() as conn:  # no settle: what the worker wrote after answering
+            assert conn.scalar(select(func.count()).select_from(HookCall)) == 0
+    finally:
+        os.close(other)  # that worker is done
+    journal.append(*_call(2))
+    journal.after_answer()
+    with store.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(HookCall)) == 3, "the batch waited, it was not dropped"
 
 
 def test_after_a_failed_write_answers_leave_retrying_to_the_thread(journaled, monkeypatch):
