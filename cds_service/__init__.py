@@ -75,9 +75,16 @@ def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore |
 
     @app.get("/readyz")
     def readyz():
+        unreachable = jsonify({"status": "not ready", "database": "unreachable"}), 503
         if not store.ping():
-            return jsonify({"status": "not ready", "database": "unreachable"}), 503
-        return jsonify({"status": "ready", "policies": sorted(library.policies), "database": "reachable"})
+            return unreachable
+        body = {"status": "ready", "policies": sorted(library.policies), "database": "reachable"}
+        if journal is not None:  # how far behind the tables are: lines wait there, they are not lost
+            try:
+                body["audit_journal"] = journal.backlog()
+            except StorageUnavailable:
+                return unreachable
+        return jsonify(body)
 
     return app
 

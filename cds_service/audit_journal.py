@@ -202,6 +202,22 @@ class AuditJournal:
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             self._write(path, finish=False)
 
+    def backlog(self) -> dict[str, int]:
+        """What waits in the directory, for operators (`/readyz`): journal files, the bytes of their lines not yet
+        in the tables, and files of lines the tables refused (`*.rejected`, to be looked at by a person).
+        StorageUnavailable when the database is down."""
+        written = self.store.journal_positions()
+        files = unwritten = 0
+        for path in self.directory.glob(f"*{SUFFIX}"):
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue  # finished and deleted meanwhile
+            files += 1
+            unwritten += max(0, size - written.get(path.name, 0))
+        rejected = sum(1 for _ in self.directory.glob(f"*{SUFFIX}.rejected"))
+        return {"files": files, "unwritten_bytes": unwritten, "rejected_files": rejected}
+
     def close(self) -> None:
         """At exit: finish this worker's files (left for another worker when the database is down)."""
         self._exiting = True

@@ -268,6 +268,12 @@ class Storage:
         except DBAPIError as exc:
             raise StorageUnavailable(_UNAVAILABLE) from exc
 
+    def journal_positions(self) -> dict[str, int]:
+        """How far each audit journal has been written to the tables (byte offset), by file name."""
+        with self.session() as s:
+            rows = s.execute(select(AuditJournalRow.name, AuditJournalRow.position))
+            return {name: position for name, position in rows}
+
     def forget_journal(self, name: str) -> None:
         """Drop a finished journal's progress row (its file is deleted first)."""
         with self.session() as s:

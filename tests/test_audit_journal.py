@@ -237,6 +237,31 @@ def test_a_line_the_tables_refuse_is_set_aside_and_the_rest_written(journaled):
     [path] = _journal_files(journal.directory)
     rejected = path.with_name(path.name + ".rejected").read_bytes()
     assert decode(rejected.rstrip(b"\n")).hook_instance == "hi-2", "kept, not dropped"
+    assert journal.backlog() == {"files": 1, "unwritten_bytes": 0, "rejected_files": 1}
+
+
+def test_the_backlog_counts_what_the_tables_have_not_taken_yet(journaled):
+    store, journal = journaled
+    lines = [_call(n) for n in range(3)]
+    for call, answer in lines:
+        journal.append(call, answer)
+    appended = sum(len(encode(call, answer)) for call, answer in lines)
+    assert journal.backlog() == {"files": 1, "unwritten_bytes": appended, "rejected_files": 0}
+    journal.settle()
+    assert journal.backlog() == {"files": 1, "unwritten_bytes": 0, "rejected_files": 0}
+
+
+def test_readiness_reports_the_journal_backlog(sqlite_url, quiet_thread):
+    app = make_app(sqlite_url)
+    client = app.test_client()
+    assert client.get("/readyz").get_json()["audit_journal"] == {"files": 0, "unwritten_bytes": 0,
+                                                                 "rejected_files": 0}
+    assert client.post(HOOK, json=ms_request()).status_code == 200
+    backlog = client.get("/readyz").get_json()["audit_journal"]
+    assert backlog["files"] == 1 and backlog["unwritten_bytes"] > 0, "answered, not yet in the tables"
+    with app.app_context():
+        storage().settle_audit()
+    assert client.get("/readyz").get_json()["audit_journal"]["unwritten_bytes"] == 0
 
 
 def test_a_damaged_line_is_set_aside_too(journaled):
