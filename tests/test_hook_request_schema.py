@@ -168,8 +168,8 @@ def _prefetch_value(draw, body):
 
 # Each field the schema says something of, with values on either side of what it says (besides WRONG_TYPES).
 FIELD_EDGES = {
-    ("hook",): ["", "a" * 200, "a" * 201, "order-sign", "order-select", "patient-view"],
-    ("hookInstance",): ["", "a" * 200, "a" * 201],
+    ("hook",): ["", "a" * 64, "a" * 65, "order-sign", "order-select", "patient-view"],
+    ("hookInstance",): ["", "a" * 128, "a" * 129],
     ("fhirServer",): ["https://x", "http://x", "ftp://x", " https://x", "https://\n", "https://" + "h" * 1992,
                       "https://" + "h" * 1993],
     ("fhirAuthorization",): [{"access_token": "t"}],

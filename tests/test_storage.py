@@ -1,6 +1,7 @@
 """Storage on SQLite and PostgreSQL: migrations, audit, the documentation loop, feedback, JWT replay, outage."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from cds_service import cli
 from cds_service.db import make_engine, remember_jti, storage
 from cds_service.errors import StorageUnavailable
 from fixtures.generate.mitoxantrone import ms_request
-from tests.conftest import make_app
+from tests.conftest import ROOT, make_app
 
 TABLES = {"hook_calls", "coverage_assertions", "questionnaire_responses", "questionnaire_answers", "feedback",
           "seen_jti", "audit_journals", "alembic_version"}
@@ -91,6 +92,25 @@ def test_every_hook_call_is_audited_by_hook_instance(db_url):
         issued = {a.id for a in call.assertions}
     ext = body["systemActions"][0]["resource"]["extension"][-1]
     assert issued == {s["valueString"] for s in ext["extension"] if s["url"] == "coverage-assertion-id"}
+
+
+@pytest.mark.parametrize("journal", ["journaled", "off"])
+def test_the_longest_hook_and_hook_instance_the_schema_admits_are_kept(db_url, journal, tmp_path):
+    """The request schema's limits are the audit columns' sizes: what is admitted is kept, coverage included."""
+    limits = json.loads((ROOT / "cds_service" / "schemas" / "hook-request.schema.json").read_text())["properties"]
+    app = make_app(db_url, CDS_AUDIT_JOURNAL_DIR=str(tmp_path / "journal") if journal == "journaled" else "off")
+    client = app.test_client()
+    order_sign = ms_request(instance="i" * limits["hookInstance"]["maxLength"])
+    other_hook = {**ms_request(instance="j" * limits["hookInstance"]["maxLength"]),
+                  "hook": "h" * limits["hook"]["maxLength"]}
+    answered = client.post("/cds-services/prior-auth-order-sign", json=order_sign).get_json()
+    assert answered["systemActions"], "the coverage information goes out: its assertion ids are kept"
+    assert client.post("/cds-services/prior-auth-order-sign", json=other_hook).status_code == 200
+    with app.app_context():
+        [kept] = storage().hook_calls(order_sign["hookInstance"])
+        assert kept.response_json == answered and kept.assertions
+        [other] = storage().hook_calls(other_hook["hookInstance"])
+        assert other.hook == other_hook["hook"]
 
 
 def _feedback(card: str = "5f8a1c2e-1111-4000-8000-000000000001", stamp: str = "2026-11-26T09:30:00Z") -> dict:
