@@ -75,15 +75,15 @@ def create_app(config: Mapping[str, Any] | None = None, *, jti_store: JtiStore |
 
     @app.get("/readyz")
     def readyz():
-        unreachable = jsonify({"status": "not ready", "database": "unreachable"}), 503
+        not_ready = {"status": "not ready", "database": "unreachable"}
         if not store.ping():
-            return unreachable
+            return jsonify(not_ready), 503
         body = {"status": "ready", "policies": sorted(library.policies), "database": "reachable"}
         if journal is not None:  # how far behind the tables are: lines wait there, they are not lost
             try:
                 body["audit_journal"] = journal.backlog()
             except StorageUnavailable:
-                return unreachable
+                return jsonify(not_ready), 503
         return jsonify(body)
 
     return app
