@@ -264,6 +264,19 @@ def test_readiness_reports_the_journal_backlog(sqlite_url, quiet_thread):
     assert client.get("/readyz").get_json()["audit_journal"]["unwritten_bytes"] == 0
 
 
+def test_readiness_is_refused_when_the_backlog_cannot_be_read(sqlite_url, quiet_thread, monkeypatch):
+    app = make_app(sqlite_url)
+    with app.app_context():
+        journal = service_state().journal
+
+    def unavailable():
+        raise StorageUnavailable("down")
+
+    monkeypatch.setattr(journal, "backlog", unavailable)
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503 and response.get_json()["database"] == "unreachable"
+
+
 def test_a_damaged_line_is_set_aside_too(journaled):
     store, journal = journaled
     journal.append(*_call(1))
