@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from cds_service import cli
 from cds_service.db import make_engine, remember_jti, storage
 from cds_service.errors import StorageUnavailable
+from cds_service.state import service_state
 from fixtures.generate.mitoxantrone import ms_request
 from tests.conftest import ROOT, make_app
 
@@ -111,6 +112,8 @@ def test_the_longest_hook_and_hook_instance_the_schema_admits_are_kept(db_url, j
         assert kept.response_json == answered and kept.assertions
         [other] = storage().hook_calls(other_hook["hookInstance"])
         assert other.hook == other_hook["hook"]
+        if service_state().journal is not None:
+            service_state().journal.close()  # now, while the database is up (not at the session's exit)
 
 
 def _feedback(card: str = "5f8a1c2e-1111-4000-8000-000000000001", stamp: str = "2026-11-26T09:30:00Z") -> dict:
