@@ -151,7 +151,6 @@ def test_a_worker_leaves_its_batch_for_a_later_answer_while_another_writes_one(j
     monkeypatch.setattr(audit_journal, "BATCH_LINES", 2)
     for n in range(2):
         journal.append(*_call(n))
-    journal.directory.mkdir(parents=True, exist_ok=True)
     other = os.open(journal.directory / audit_journal.BATCH_LOCK, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another worker is writing its batch
